@@ -1,0 +1,93 @@
+/**
+ * Who is calling: gateway client keys (`x-api-key` or `Authorization:
+ * Bearer`, either may hold the key when a client sends both) and the admin
+ * secret (compared in constant time).
+ */
+import type { KeyRecord, KeyStore } from "./keys.ts";
+import { GatewayError } from "./errors.ts";
+
+/** The credentials a request presents, in header order, without duplicates. */
+export function presentedSecrets(headers: Headers): string[] {
+  const out: string[] = [];
+  const x = headers.get("x-api-key")?.trim();
+  if (x) out.push(x);
+  const auth = headers.get("authorization");
+  if (auth) {
+    const m = /^\s*bearer\s+(.+?)\s*$/i.exec(auth);
+    if (m && m[1] !== x) out.push(m[1]);
+  }
+  return out;
+}
+
+/** The calling client's key; throws 401 (missing/unknown) or 403 (disabled). */
+export async function authenticateClient(keys: KeyStore, headers: Headers): Promise<KeyRecord> {
+  const secrets = presentedSecrets(headers);
+  if (secrets.length === 0) {
+    throw new GatewayError(
+      401,
+      "missing_api_key",
+      "missing API key: send it in the x-api-key header or as Authorization: Bearer <key>",
+    );
+  }
+  let disabled: KeyRecord | undefined;
+  for (const s of secrets) {
+    const rec = await keys.lookup(s);
+    if (rec?.enabled) return rec;
+    disabled ??= rec;
+  }
+  if (disabled) {
+    throw new GatewayError(403, "key_disabled", `API key "${disabled.name}" is disabled`);
+  }
+  throw new GatewayError(401, "invalid_api_key", "invalid API key");
+}
+
+const enc = new TextEncoder();
+
+async function digest(s: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", enc.encode(s)));
+}
+
+/** Checks the admin secret in constant time (comparing SHA-256 digests). */
+export class AdminAuth {
+  #digest?: Promise<Uint8Array>;
+
+  constructor(adminKey: string | undefined) {
+    this.#digest = adminKey ? digest(adminKey) : undefined;
+  }
+
+  /** True when `ADMIN_KEY` is set. */
+  get enabled(): boolean {
+    return this.#digest !== undefined;
+  }
+
+  /**
+   * Throws unless the request carries the admin secret: 503 when the admin
+   * API is disabled, 403 for a client key, 401 otherwise.
+   */
+  async check(headers: Headers, keys: KeyStore): Promise<void> {
+    if (!this.#digest) {
+      throw new GatewayError(
+        503,
+        "admin_disabled",
+        "the admin API is disabled: set the ADMIN_KEY environment variable (16+ characters) and restart",
+      );
+    }
+    const want = await this.#digest;
+    const secrets = presentedSecrets(headers);
+    for (const s of secrets) {
+      const got = await digest(s);
+      let diff = 0;
+      for (let i = 0; i < want.length; i++) diff |= want[i] ^ got[i];
+      if (diff === 0) return;
+    }
+    if (secrets.length === 0) {
+      throw new GatewayError(401, "missing_api_key", "missing admin key: send it in x-api-key");
+    }
+    for (const s of secrets) {
+      if (await keys.lookup(s)) {
+        throw new GatewayError(403, "not_admin", "this key is not the admin key");
+      }
+    }
+    throw new GatewayError(401, "invalid_api_key", "invalid admin key");
+  }
+}

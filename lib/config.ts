@@ -1,0 +1,105 @@
+/**
+ * Process configuration from environment variables, validated with zod.
+ *
+ * Every variable is documented in README ("Configuration"). Nothing here has a
+ * secret default: an unset `ADMIN_KEY` disables the admin API.
+ */
+import { z } from "zod";
+
+const MiB = 1024 * 1024;
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.string().trim().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(
+    z.number().int().min(min).max(max),
+  );
+
+const bool = z.string().trim().toLowerCase().pipe(z.enum(["1", "0", "true", "false", "yes", "no"]))
+  .transform((v) => v === "1" || v === "true" || v === "yes");
+
+const timeZone = z.string().trim().refine((tz) => {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}, "must be an IANA time zone such as UTC or Europe/Berlin");
+
+const EnvSchema = z.object({
+  PORT: int(0, 65535).optional(),
+  PROXY_PORT: int(0, 65535).optional(),
+  HOST: z.string().trim().min(1).default("0.0.0.0"),
+  MODELS_CONFIG: z.string().trim().min(1).default("./models.json"),
+  KV_PATH: z.string().trim().min(1).default("./data/gateway.kv"),
+  ADMIN_KEY: z.string().optional().transform((v) => (v && v.trim() !== "" ? v.trim() : undefined))
+    .refine((v) => v === undefined || v.length >= 16, "must be at least 16 characters"),
+  USAGE_TZ: timeZone.default("UTC"),
+  KEYS_FILE: z.string().trim().optional().transform((v) => v || undefined),
+  MAX_BODY_BYTES: int(1024).default(32 * MiB),
+  USAGE_FLUSH_MS: int(0, 10_000).default(100),
+  KEYS_REFRESH_MS: int(100, 3_600_000).default(2000),
+  SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
+  LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  METRICS_PUBLIC: bool.default(false),
+  METRICS_PER_KEY: bool.default(false),
+});
+
+/** Validated gateway configuration. */
+export interface Config {
+  port: number;
+  host: string;
+  modelsPath: string;
+  kvPath: string;
+  adminKey?: string;
+  usageTz: string;
+  keysFile?: string;
+  maxBodyBytes: number;
+  /** Window in which finished requests' usage is coalesced into one KV commit. */
+  usageFlushMs: number;
+  /** How often the key cache checks KV for changes made by another process (the CLI). */
+  keysRefreshMs: number;
+  shutdownGraceMs: number;
+  logFormat: "json" | "pretty";
+  logLevel: "debug" | "info" | "warn" | "error";
+  metricsPublic: boolean;
+  metricsPerKey: boolean;
+}
+
+/** Names of every environment variable the gateway reads (besides provider secrets). */
+export const CONFIG_ENV_VARS: readonly string[] = Object.keys(EnvSchema.shape);
+
+/** Thrown when an environment variable holds a value the gateway cannot use. */
+export class ConfigError extends Error {}
+
+/** Reads and validates configuration from an environment map (defaults to `Deno.env`). */
+export function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Config {
+  const picked: Record<string, string> = {};
+  for (const name of CONFIG_ENV_VARS) {
+    const v = env[name];
+    if (v !== undefined && v !== "") picked[name] = v;
+  }
+  const parsed = EnvSchema.safeParse(picked);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(`environment variable ${issue.path.join(".")}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT ?? e.PROXY_PORT ?? 8180,
+    host: e.HOST,
+    modelsPath: e.MODELS_CONFIG,
+    kvPath: e.KV_PATH,
+    adminKey: e.ADMIN_KEY,
+    usageTz: e.USAGE_TZ,
+    keysFile: e.KEYS_FILE,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    usageFlushMs: e.USAGE_FLUSH_MS,
+    keysRefreshMs: e.KEYS_REFRESH_MS,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    logFormat: e.LOG_FORMAT,
+    logLevel: e.LOG_LEVEL,
+    metricsPublic: e.METRICS_PUBLIC,
+    metricsPerKey: e.METRICS_PER_KEY,
+  };
+}

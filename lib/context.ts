@@ -1,0 +1,31 @@
+/**
+ * The context handed to every handler: configuration, registry, stores,
+ * clock and logger. No module keeps mutable state of its own.
+ */
+import type { AdminAuth } from "./auth.ts";
+import type { BucketClock, Clock } from "./clock.ts";
+import type { Config } from "./config.ts";
+import type { KeyStore } from "./keys.ts";
+import type { Logger } from "./log.ts";
+import type { Registry } from "./registry.ts";
+import type { UsageStore } from "./usage.ts";
+
+/** Everything a handler may use. */
+export interface Context {
+  config: Config;
+  /** The registry in force; replaced as a whole on reload (requests keep the one they started with). */
+  registry: Registry;
+  kv: Deno.Kv;
+  keys: KeyStore;
+  usage: UsageStore;
+  buckets: BucketClock;
+  clock: Clock;
+  log: Logger;
+  admin: AdminAuth;
+  /** Reads provider secrets (the env vars `api_key_env` names). */
+  env: (name: string) => string | undefined;
+  /** Upstream fetch. */
+  fetch: typeof fetch;
+  /** Epoch ms when the gateway started. */
+  startedAt: number;
+}

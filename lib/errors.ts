@@ -1,0 +1,35 @@
+/**
+ * Errors the gateway itself raises, rendered in the native shape of the
+ * endpoint the client called (see `ApiFormat.error`).
+ */
+
+/** A client-visible failure with its HTTP status and a machine-readable code. */
+export class GatewayError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly headers?: Record<string, string>;
+
+  constructor(status: number, code: string, message: string, headers?: Record<string, string>) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.headers = headers;
+  }
+}
+
+/** Shorthands for the errors every endpoint shares. */
+export const errors = {
+  badRequest: (code: string, message: string) => new GatewayError(400, code, message),
+  unauthorized: (message: string) => new GatewayError(401, "invalid_api_key", message),
+  forbidden: (code: string, message: string) => new GatewayError(403, code, message),
+  notFound: (message: string) => new GatewayError(404, "not_found", message),
+  methodNotAllowed: (allowed: string[]) =>
+    new GatewayError(
+      405,
+      "method_not_allowed",
+      `method not allowed; use ${allowed.join(" or ")}`,
+      { allow: allowed.join(", ") },
+    ),
+  tooLarge: (limit: number) =>
+    new GatewayError(413, "request_too_large", `request body exceeds the ${limit}-byte limit`),
+};

@@ -1,0 +1,197 @@
+/**
+ * Anthropic Messages (`POST /v1/messages`): error shape, usage fields and the
+ * streaming usage accumulator (USAGE_RULES.md sections 2 and 0).
+ */
+import {
+  addTokens,
+  count,
+  isObject,
+  type Metered,
+  type StreamMeter,
+  type Tokens,
+  tryParse,
+  zeroTokens,
+} from "../metering.ts";
+import { type ApiFormat, jsonResponse } from "./format.ts";
+
+const ERROR_TYPES: Record<number, string> = {
+  400: "invalid_request_error",
+  401: "authentication_error",
+  402: "billing_error",
+  403: "permission_error",
+  404: "not_found_error",
+  405: "invalid_request_error",
+  408: "timeout_error",
+  413: "request_too_large",
+  429: "rate_limit_error",
+  500: "api_error",
+  502: "api_error",
+  503: "overloaded_error",
+  504: "timeout_error",
+  529: "overloaded_error",
+};
+
+/** The Anthropic error type Anthropic uses for an HTTP status. */
+export function anthropicErrorType(status: number): string {
+  return ERROR_TYPES[status] ?? (status >= 500 ? "api_error" : "invalid_request_error");
+}
+
+/** Usage fields as they are accumulated: undefined until seen. */
+interface Acc {
+  input?: number;
+  cacheWrite?: number;
+  cacheRead?: number;
+  output?: number;
+  webSearch?: number;
+  webFetch?: number;
+  iterations?: unknown[];
+}
+
+/** Overwrites every field the usage object carries (never adds). */
+function apply(acc: Acc, usage: unknown): boolean {
+  if (!isObject(usage)) return false;
+  const set = <K extends keyof Acc>(k: K, v: Acc[K] | undefined) => {
+    if (v !== undefined) acc[k] = v;
+  };
+  set("input", count(usage.input_tokens));
+  set("cacheWrite", count(usage.cache_creation_input_tokens));
+  set("cacheRead", count(usage.cache_read_input_tokens));
+  set("output", count(usage.output_tokens));
+  const stu = usage.server_tool_use;
+  if (isObject(stu)) {
+    set("webSearch", count(stu.web_search_requests));
+    set("webFetch", count(stu.web_fetch_requests));
+  }
+  if (Array.isArray(usage.iterations)) acc.iterations = usage.iterations;
+  return true;
+}
+
+function tokensOf(u: Record<string, unknown>): Tokens {
+  return {
+    inputUncached: count(u.input_tokens) ?? 0,
+    cacheWrite: count(u.cache_creation_input_tokens) ?? 0,
+    cacheRead: count(u.cache_read_input_tokens) ?? 0,
+    output: count(u.output_tokens) ?? 0,
+    webSearch: 0,
+    webFetch: 0,
+  };
+}
+
+/**
+ * Final buckets from the accumulated top-level usage plus `iterations`:
+ * top-level fields exclude compaction and advisor steps, so compaction
+ * iterations are added in and advisor iterations are billed under their own
+ * model (USAGE_RULES.md rule 8).
+ */
+function finish(acc: Acc): { tokens: Tokens; extra: Metered["extra"] } {
+  const tokens: Tokens = {
+    inputUncached: acc.input ?? 0,
+    cacheWrite: acc.cacheWrite ?? 0,
+    cacheRead: acc.cacheRead ?? 0,
+    output: acc.output ?? 0,
+    webSearch: acc.webSearch ?? 0,
+    webFetch: acc.webFetch ?? 0,
+  };
+  const extra: Metered["extra"] = [];
+  for (const it of acc.iterations ?? []) {
+    if (!isObject(it)) continue;
+    if (it.type === "compaction") addTokens(tokens, tokensOf(it));
+    else if (it.type === "advisor_message" && typeof it.model === "string") {
+      const prev = extra.find((e) => e.model === it.model);
+      if (prev) addTokens(prev.tokens, tokensOf(it));
+      else extra.push({ model: it.model, tokens: tokensOf(it) });
+    }
+  }
+  return { tokens, extra };
+}
+
+// Events without an `event:` line (some compatible proxies) are recognised by
+// their JSON `type`; only these types can carry usage or end the stream.
+const TYPE_RE = /"type"\s*:\s*"(message_start|message_delta|message_stop|error)"/;
+
+class AnthropicStreamMeter implements StreamMeter {
+  #acc: Acc = {};
+  #seen = false;
+  #stopped = false;
+  #messageId?: string;
+  #errorType?: string;
+
+  event(name: string | undefined, data: string): void {
+    let type = name;
+    if (type === undefined || type === "message") {
+      const m = TYPE_RE.exec(data);
+      if (!m) return;
+      type = m[1];
+    }
+    if (type === "message_stop") {
+      this.#stopped = true;
+      return;
+    }
+    if (type !== "message_start" && type !== "message_delta" && type !== "error") return;
+    const j = tryParse(data);
+    if (!isObject(j)) return;
+    if (type === "error") {
+      const err = j.error;
+      this.#errorType = isObject(err) && typeof err.type === "string" ? err.type : "error";
+      return;
+    }
+    if (type === "message_start") {
+      const msg = isObject(j.message) ? j.message : {};
+      const id = typeof msg.id === "string" ? msg.id : undefined;
+      // A second message_start for another message (a spliced stream):
+      // count only the last message.
+      if (this.#messageId !== undefined && id !== undefined && id !== this.#messageId) {
+        this.#acc = {};
+        this.#stopped = false;
+      }
+      this.#messageId = id ?? this.#messageId;
+      if (apply(this.#acc, msg.usage)) this.#seen = true;
+      return;
+    }
+    if (apply(this.#acc, j.usage)) this.#seen = true;
+  }
+
+  end(): Metered {
+    const { tokens, extra } = finish(this.#acc);
+    const status = this.#errorType ? "stream_error" : this.#stopped ? "ok" : "incomplete";
+    return { status, tokens, extra, usageSeen: this.#seen, errorType: this.#errorType };
+  }
+}
+
+/** The Anthropic Messages format. */
+export const anthropic: ApiFormat = {
+  name: "anthropic",
+  path: "/v1/messages",
+
+  error(status, message) {
+    return jsonResponse(status, {
+      type: "error",
+      error: { type: anthropicErrorType(status), message },
+    });
+  },
+
+  sseError(status, message) {
+    const body = JSON.stringify({
+      type: "error",
+      error: { type: anthropicErrorType(status), message },
+    });
+    return new TextEncoder().encode(`event: error\ndata: ${body}\n\n`);
+  },
+
+  meterJson(body) {
+    if (!isObject(body)) return { tokens: zeroTokens(), extra: [], usageSeen: false };
+    const acc: Acc = {};
+    const seen = apply(acc, body.usage);
+    const { tokens, extra } = finish(acc);
+    const err = body.type === "error" && isObject(body.error) ? body.error.type : undefined;
+    return { tokens, extra, usageSeen: seen, errorType: typeof err === "string" ? err : undefined };
+  },
+
+  streamMeter: () => new AnthropicStreamMeter(),
+
+  prepareBody: (raw) => ({ bytes: raw, stripUsageEvent: false }),
+
+  injectedUsageDropper() {
+    throw new Error("Anthropic streams carry usage without any request edit");
+  },
+};

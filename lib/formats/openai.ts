@@ -1,0 +1,194 @@
+/**
+ * OpenAI Chat Completions (`POST /v1/chat/completions`) and compatible APIs
+ * (DeepSeek, Moonshot/Kimi, GLM, Gemini's OpenAI endpoint, aggregators):
+ * error shape, usage normalization, the stream accumulator and the
+ * `stream_options.include_usage` injection (USAGE_RULES.md sections 3 to 7).
+ */
+import {
+  count,
+  isObject,
+  type Metered,
+  type StreamMeter,
+  type Tokens,
+  tryParse,
+  zeroTokens,
+} from "../metering.ts";
+import { type ApiFormat, jsonResponse } from "./format.ts";
+import { findMember, isEmptyObject, spliceBytes } from "../json_scan.ts";
+import { SseEventDropper } from "../sse_filter.ts";
+
+const ERROR_TYPES: Record<number, string> = {
+  401: "authentication_error",
+  403: "permission_error",
+  404: "not_found_error",
+  429: "rate_limit_error",
+  504: "timeout_error",
+};
+
+/** The OpenAI-style error type for an HTTP status. */
+export function openaiErrorType(status: number): string {
+  return ERROR_TYPES[status] ?? (status >= 500 ? "server_error" : "invalid_request_error");
+}
+
+/**
+ * Normalizes an OpenAI-style usage object into disjoint buckets.
+ * `prompt_tokens` includes cached tokens (OpenAI `prompt_tokens_details`,
+ * DeepSeek `prompt_cache_hit_tokens`, Kimi top-level `cached_tokens`);
+ * Gemini counts thinking only in `total_tokens`, so a positive
+ * `total - prompt - completion` is added to output.
+ */
+export function openaiTokens(u: Record<string, unknown>): Tokens {
+  const prompt = count(u.prompt_tokens) ?? 0;
+  const completion = count(u.completion_tokens) ?? 0;
+  const details = isObject(u.prompt_tokens_details) ? u.prompt_tokens_details : {};
+  const cached = Math.min(
+    prompt,
+    count(details.cached_tokens) ?? count(u.prompt_cache_hit_tokens) ?? count(u.cached_tokens) ?? 0,
+  );
+  const written = Math.min(prompt - cached, count(details.cache_write_tokens) ?? 0);
+  const total = count(u.total_tokens);
+  const hidden = total !== undefined ? Math.max(0, total - prompt - completion) : 0;
+  return {
+    inputUncached: prompt - cached - written,
+    cacheRead: cached,
+    cacheWrite: written,
+    output: completion + hidden,
+    webSearch: 0,
+    webFetch: 0,
+  };
+}
+
+/** The usage object of a chunk: top-level `usage`, else any `choices[i].usage` (Moonshot). */
+function usageOf(j: Record<string, unknown>): Record<string, unknown> | undefined {
+  if (isObject(j.usage)) return j.usage;
+  if (Array.isArray(j.choices)) {
+    for (const c of j.choices) if (isObject(c) && isObject(c.usage)) return c.usage;
+  }
+  return undefined;
+}
+
+function errorTypeOf(j: Record<string, unknown>): string | undefined {
+  const e = j.error;
+  if (e === undefined || e === null) return undefined;
+  if (isObject(e)) {
+    for (const k of ["type", "code"] as const) if (typeof e[k] === "string") return e[k] as string;
+  }
+  return "error";
+}
+
+// Only chunks whose text holds a usage object or an error key are parsed.
+const USAGE_OBJECT_RE = /"usage"\s*:\s*\{/;
+
+class OpenAIStreamMeter implements StreamMeter {
+  #last?: Record<string, unknown>;
+  #errorType?: string;
+
+  event(name: string | undefined, data: string): void {
+    if (data.charCodeAt(0) === 91 /* [ */ && data.startsWith("[DONE]")) return;
+    const isError = name === "error";
+    if (!isError && !USAGE_OBJECT_RE.test(data) && !data.includes('"error"')) return;
+    const j = tryParse(data);
+    if (!isObject(j)) {
+      if (isError) this.#errorType ??= "error";
+      return;
+    }
+    const err = errorTypeOf(j);
+    if (err || isError) this.#errorType = err ?? "error";
+    const u = usageOf(j);
+    if (u) this.#last = u;
+  }
+
+  end(): Metered {
+    const tokens = this.#last ? openaiTokens(this.#last) : zeroTokens();
+    const status = this.#errorType ? "stream_error" : this.#last ? "ok" : "incomplete";
+    return { status, tokens, extra: [], usageSeen: !!this.#last, errorType: this.#errorType };
+  }
+}
+
+const enc = new TextEncoder();
+
+const EMPTY_CHOICES_RE = /"choices"\s*:\s*\[\s*\]/;
+const mayBeUsageOnly = (text: string) => EMPTY_CHOICES_RE.test(text) && USAGE_OBJECT_RE.test(text);
+
+/**
+ * The event `stream_options.include_usage` adds: empty `choices` and a usage
+ * object. Usage riding on a content or finish chunk (DeepSeek, GLM, Kimi) is
+ * never matched, so no content is ever dropped.
+ */
+function isUsageOnly(data: string): boolean {
+  const j = tryParse(data);
+  return isObject(j) && Array.isArray(j.choices) && j.choices.length === 0 && isObject(j.usage);
+}
+
+/** The OpenAI Chat Completions format. */
+export const openai: ApiFormat = {
+  name: "openai",
+  path: "/v1/chat/completions",
+
+  error(status, message, code) {
+    return jsonResponse(status, {
+      error: { message, type: openaiErrorType(status), param: null, code: code ?? null },
+    });
+  },
+
+  sseError(status, message) {
+    const body = JSON.stringify({
+      error: { message, type: openaiErrorType(status), param: null, code: null },
+    });
+    return enc.encode(`data: ${body}\n\n`);
+  },
+
+  meterJson(body) {
+    if (!isObject(body)) return { tokens: zeroTokens(), extra: [], usageSeen: false };
+    const u = usageOf(body);
+    return {
+      tokens: u ? openaiTokens(u) : zeroTokens(),
+      extra: [],
+      usageSeen: !!u,
+      errorType: errorTypeOf(body),
+    };
+  },
+
+  streamMeter: () => new OpenAIStreamMeter(),
+
+  prepareBody(raw, json, provider) {
+    if (json.stream !== true || !provider.streamUsage) {
+      return { bytes: raw, stripUsageEvent: false };
+    }
+    const so = json.stream_options;
+    if (so === undefined) {
+      // Insert the member right after the opening brace: no re-serialization.
+      const open = raw.indexOf(0x7b /* { */);
+      const member = isEmptyObject(raw, open)
+        ? '"stream_options":{"include_usage":true}'
+        : '"stream_options":{"include_usage":true},';
+      return {
+        bytes: spliceBytes(raw, open + 1, open + 1, enc.encode(member)),
+        stripUsageEvent: true,
+      };
+    }
+    if (isObject(so) && so.include_usage === true) return { bytes: raw, stripUsageEvent: false };
+    const outer = findMember(raw, raw.indexOf(0x7b), "stream_options");
+    if (!outer) return { bytes: raw, stripUsageEvent: false };
+    if (so === null) {
+      const repl = enc.encode('{"include_usage":true}');
+      return { bytes: spliceBytes(raw, outer.start, outer.end, repl), stripUsageEvent: true };
+    }
+    if (!isObject(so)) return { bytes: raw, stripUsageEvent: false };
+    const inner = findMember(raw, outer.start, "include_usage");
+    if (inner) {
+      return {
+        bytes: spliceBytes(raw, inner.start, inner.end, enc.encode("true")),
+        stripUsageEvent: true,
+      };
+    }
+    const empty = isEmptyObject(raw, outer.start);
+    const member = enc.encode(empty ? '"include_usage":true' : '"include_usage":true,');
+    return {
+      bytes: spliceBytes(raw, outer.start + 1, outer.start + 1, member),
+      stripUsageEvent: true,
+    };
+  },
+
+  injectedUsageDropper: () => new SseEventDropper(mayBeUsageOnly, isUsageOnly),
+};

@@ -1,0 +1,230 @@
+/**
+ * Gateway-issued client API keys, stored in Deno KV by id with only the
+ * SHA-256 of the secret. Secrets carry 192 random bits and are shown once.
+ *
+ * Authentication never reads KV: every key record is held in memory, loaded
+ * at start and reloaded when the `["keys_version"]` counter changes (checked
+ * every `KEYS_REFRESH_MS`, for changes made by the CLI in another process).
+ * Changes made through this store apply to this gateway at once.
+ *
+ * KV layout: `["keys", id]` record, `["key_hash", sha256hex]` -> id,
+ * `["keys_version"]` KvU64 bumped by every change.
+ */
+import { ulid } from "ulid";
+
+/** A stored key (never the secret). */
+export interface KeyRecord {
+  id: string;
+  name: string;
+  /** SHA-256 of the secret, lowercase hex. */
+  hash: string;
+  /** The secret with all but its edges hidden, for display. */
+  masked: string;
+  enabled: boolean;
+  /** ISO 8601 creation time. */
+  created: string;
+  /** Provider ids this key may use; absent means all. */
+  allowedProviders?: string[];
+  /** Where the key came from. */
+  source: "gateway" | "luna";
+  /** Set when deleted; kept so that usage history still has a name. */
+  deleted?: string;
+}
+
+const SECRET_PREFIX = "sk-gw-";
+
+/** A new random secret: `sk-gw-` and 32 base64url characters (192 bits). */
+export function newSecret(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  const b64 = btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_");
+  return SECRET_PREFIX + b64;
+}
+
+/** SHA-256 of a string, lowercase hex. */
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
+  );
+  let hex = "";
+  for (const b of digest) hex += b.toString(16).padStart(2, "0");
+  return hex;
+}
+
+/** The display form of a secret: its first 8 and last 4 characters. */
+export function maskSecret(secret: string): string {
+  if (secret.length < 16) return "*".repeat(Math.min(secret.length, 8));
+  return `${secret.slice(0, 8)}...${secret.slice(-4)}`;
+}
+
+/** Thrown for a key operation on an id that does not exist. */
+export class KeyNotFound extends Error {
+  constructor(id: string) {
+    super(`no API key with id ${id}`);
+  }
+}
+
+/** Options for a new key. */
+export interface NewKey {
+  name: string;
+  allowedProviders?: string[];
+  enabled?: boolean;
+  created?: string;
+}
+
+/** Key storage plus the in-memory authentication cache. */
+export class KeyStore {
+  #kv: Deno.Kv;
+  #byId = new Map<string, KeyRecord>();
+  #byHash = new Map<string, KeyRecord>();
+  /** secret -> record, so a warm key costs neither a hash nor a KV read. */
+  #bySecret = new Map<string, KeyRecord>();
+  #version = -1n;
+  #timer?: ReturnType<typeof setTimeout>;
+
+  constructor(kv: Deno.Kv) {
+    this.#kv = kv;
+  }
+
+  /** Loads every key into memory. */
+  async load(): Promise<void> {
+    const version = await this.#kv.get<Deno.KvU64>(["keys_version"]);
+    const byId = new Map<string, KeyRecord>();
+    for await (const e of this.#kv.list<KeyRecord>({ prefix: ["keys"] })) {
+      byId.set(e.value.id, e.value);
+    }
+    this.#byId = byId;
+    this.#byHash = new Map([...byId.values()].filter((k) => !k.deleted).map((k) => [k.hash, k]));
+    this.#bySecret.clear();
+    this.#version = version.value?.value ?? 0n;
+  }
+
+  /** Starts reloading whenever another process changed keys. */
+  watch(intervalMs: number, onError: (e: unknown) => void): void {
+    this.#timer = setInterval(async () => {
+      try {
+        const v = await this.#kv.get<Deno.KvU64>(["keys_version"]);
+        if ((v.value?.value ?? 0n) !== this.#version) await this.load();
+      } catch (e) {
+        onError(e);
+      }
+    }, intervalMs);
+  }
+
+  /** Stops the reload timer. */
+  close(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** The live record for a presented secret, or undefined when unknown or deleted. */
+  async lookup(secret: string): Promise<KeyRecord | undefined> {
+    const warm = this.#bySecret.get(secret);
+    if (warm) return warm;
+    const rec = this.#byHash.get(await sha256Hex(secret));
+    if (rec) {
+      if (this.#bySecret.size >= 100_000) this.#bySecret.clear();
+      this.#bySecret.set(secret, rec);
+    }
+    return rec;
+  }
+
+  /** A key by id (deleted ones included), from memory. */
+  get(id: string): KeyRecord | undefined {
+    return this.#byId.get(id);
+  }
+
+  /** Every key that is not deleted, oldest first. */
+  list(): KeyRecord[] {
+    return [...this.#byId.values()].filter((k) => !k.deleted).sort((a, b) => a.id < b.id ? -1 : 1);
+  }
+
+  /** A key id by the hash of its secret (deleted keys included). */
+  async idForHash(hash: string): Promise<string | undefined> {
+    return (await this.#kv.get<string>(["key_hash", hash])).value ?? undefined;
+  }
+
+  /** Creates a key; returns its record and the secret (shown only now). */
+  async create(opts: NewKey): Promise<{ record: KeyRecord; secret: string }> {
+    const secret = newSecret();
+    const record = await this.insert(secret, opts, "gateway");
+    if (!record) throw new Error("a key with this secret already exists"); // 192 random bits: never
+    return { record, secret };
+  }
+
+  /**
+   * Stores a key for a given secret; returns undefined (and changes nothing)
+   * when a key with that secret exists or existed.
+   */
+  async insert(
+    secret: string,
+    opts: NewKey,
+    source: KeyRecord["source"],
+    extra?: (op: Deno.AtomicOperation, record: KeyRecord) => void,
+  ): Promise<KeyRecord | undefined> {
+    const hash = await sha256Hex(secret);
+    const record: KeyRecord = {
+      id: ulid(),
+      name: opts.name,
+      hash,
+      masked: maskSecret(secret),
+      enabled: opts.enabled ?? true,
+      created: opts.created ?? new Date().toISOString(),
+      source,
+      ...(opts.allowedProviders ? { allowedProviders: opts.allowedProviders } : {}),
+    };
+    const op = this.#kv.atomic()
+      .check({ key: ["key_hash", hash], versionstamp: null })
+      .set(["keys", record.id], record)
+      .set(["key_hash", hash], record.id)
+      .sum(["keys_version"], 1n);
+    extra?.(op, record);
+    const res = await op.commit();
+    if (!res.ok) return undefined;
+    this.#remember(record);
+    return record;
+  }
+
+  async #update(id: string, change: (k: KeyRecord) => KeyRecord, newHash?: string) {
+    for (;;) {
+      const cur = await this.#kv.get<KeyRecord>(["keys", id]);
+      if (!cur.value || cur.value.deleted) throw new KeyNotFound(id);
+      const next = change(cur.value);
+      const op = this.#kv.atomic().check(cur).set(["keys", id], next).sum(["keys_version"], 1n);
+      if (newHash) {
+        op.check({ key: ["key_hash", newHash], versionstamp: null }).set(["key_hash", newHash], id);
+      }
+      if ((await op.commit()).ok) {
+        this.#remember(next, cur.value);
+        return next;
+      }
+    }
+  }
+
+  #remember(next: KeyRecord, prev?: KeyRecord): void {
+    if (prev) this.#byHash.delete(prev.hash);
+    for (const [s, r] of this.#bySecret) if (r.id === next.id) this.#bySecret.delete(s);
+    this.#byId.set(next.id, next);
+    if (!next.deleted) this.#byHash.set(next.hash, next);
+  }
+
+  /** Enables or disables a key; effective on this gateway at once. */
+  setEnabled(id: string, enabled: boolean): Promise<KeyRecord> {
+    return this.#update(id, (k) => ({ ...k, enabled }));
+  }
+
+  /** Deletes a key: it stops working at once; its usage history stays. */
+  delete(id: string): Promise<KeyRecord> {
+    return this.#update(id, (k) => ({ ...k, enabled: false, deleted: new Date().toISOString() }));
+  }
+
+  /** Replaces a key's secret; the old one stops working at once. */
+  async rotate(id: string): Promise<{ record: KeyRecord; secret: string }> {
+    const secret = newSecret();
+    const hash = await sha256Hex(secret);
+    const record = await this.#update(
+      id,
+      (k) => ({ ...k, hash, masked: maskSecret(secret) }),
+      hash,
+    );
+    return { record, secret };
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * Import of a Luna API Proxy `keys.json` (`KEYS_FILE` at start, or the
+ * `import-luna` command): keys (hashed, never stored in plain text), names,
+ * enabled flags, creation dates, `allowed_providers`, and their daily and
+ * hourly usage history into the same buckets live traffic uses.
+ *
+ * Idempotent: a key whose import finished is skipped, and usage is written in
+ * deterministic batches each guarded by its own marker, so running the same
+ * file twice (or again after a crash) never double counts.
+ *
+ * Luna kept days and hours in UTC+8 and stored per-model usage only as
+ * `total` (input + output). Hours are moved into `USAGE_TZ`; each day's input
+ * and output are split across its models in proportion to their totals, so
+ * day totals, model totals and request counts stay exact. Anything Luna's
+ * totals hold beyond its daily history is filed under model `unknown`.
+ */
+import { z } from "zod";
+import type { BucketClock } from "./clock.ts";
+import { type KeyStore, sha256Hex } from "./keys.ts";
+import {
+  applyMutations,
+  type Counters,
+  type UsageEntry,
+  usageMutations,
+  zeroCounters,
+} from "./usage.ts";
+
+const LUNA_OFFSET_MS = 8 * 3600_000;
+/** Model name for usage Luna recorded without a model. */
+export const UNKNOWN_MODEL = "unknown";
+/** Provider name for imported usage (Luna did not record providers). */
+export const LUNA_PROVIDER = "luna-import";
+
+const num = z.coerce.number().catch(0).transform((
+  n,
+) => (Number.isFinite(n) && n > 0 ? Math.floor(n) : 0));
+const ModelUse = z.object({ total: num.default(0), requests: num.default(0) }).loose();
+const byModel = z.record(z.string(), ModelUse).catch({}).default({});
+const Day = z.object({
+  input: num.default(0),
+  output: num.default(0),
+  requests: num.default(0),
+  by_model: byModel,
+}).loose();
+const Hour = z.object({ by_model: byModel }).loose();
+const Usage = z.object({
+  total_input: num.default(0),
+  total_output: num.default(0),
+  total_requests: num.default(0),
+  last_used: z.unknown().optional(),
+  daily: z.record(z.string(), Day).catch({}).default({}),
+  hourly: z.record(z.string(), Hour).catch({}).default({}),
+}).loose();
+const LunaKey = z.object({
+  name: z.string().default("unnamed"),
+  enabled: z.boolean().default(true),
+  created: z.unknown().optional(),
+  allowed_providers: z.array(z.string()).nullish(),
+  usage: Usage.optional(),
+}).loose();
+const KeysFile = z.object({
+  admin_key: z.string().optional(),
+  keys: z.record(z.string().min(1), LunaKey),
+}).loose();
+
+/** A parsed Luna key. */
+export type LunaKeyEntry = z.infer<typeof LunaKey>;
+type LunaUsage = z.infer<typeof Usage>;
+
+/** Thrown when a keys file cannot be read or is not Luna's shape. */
+export class LunaImportError extends Error {}
+
+/** Validates the content of a Luna `keys.json`. */
+export function parseLunaKeys(raw: unknown, source: string): Map<string, LunaKeyEntry> {
+  const parsed = KeysFile.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new LunaImportError(
+      `${source}: ${issue.path.join(".") || "(top level)"}: ${issue.message}`,
+    );
+  }
+  return new Map(Object.entries(parsed.data.keys));
+}
+
+function toMs(v: unknown): number | undefined {
+  if (typeof v === "number" && Number.isFinite(v)) return v < 1e12 ? v * 1000 : v;
+  if (typeof v !== "string" || v.trim() === "") return undefined;
+  const s = v.trim();
+  // Luna wrote naive local times (UTC+8); an explicit zone wins.
+  const naive = /^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$/.test(s);
+  const ms = Date.parse(
+    naive ? s.replace(" ", "T") + (s.length === 10 ? "T00:00:00" : "") + "Z" : s,
+  );
+  if (!Number.isFinite(ms)) return undefined;
+  return naive ? ms - LUNA_OFFSET_MS : ms;
+}
+
+/** Splits `total` into integers proportional to `weights` (largest remainder). */
+export function apportion(total: number, weights: number[]): number[] {
+  const sum = weights.reduce((a, b) => a + b, 0);
+  if (total <= 0 || weights.length === 0) return weights.map(() => 0);
+  if (sum <= 0) return weights.map((_, i) => (i === 0 ? total : 0));
+  const raw = weights.map((w) => (total * w) / sum);
+  const out = raw.map(Math.floor);
+  let left = total - out.reduce((a, b) => a + b, 0);
+  const order = raw.map((r, i) => ({ i, frac: r - Math.floor(r) })).sort((a, b) =>
+    b.frac - a.frac || a.i - b.i
+  );
+  for (let k = 0; left > 0; k = (k + 1) % order.length, left--) out[order[k].i]++;
+  return out;
+}
+
+interface Piece {
+  at: number;
+  model: string;
+  input: number;
+  output: number;
+  requests: number;
+}
+
+/**
+ * Luna usage as pieces at instants (the start of a Luna UTC+8 hour). Pure;
+ * exported for tests.
+ */
+export function lunaPieces(usage: LunaUsage, createdMs: number): Piece[] {
+  const pieces: Piece[] = [];
+  const hoursByDay = new Map<
+    string,
+    [number, Record<string, { total: number; requests: number }>][]
+  >();
+  for (const [label, h] of Object.entries(usage.hourly)) {
+    const m = /^(\d{4}-\d{2}-\d{2})[ T](\d{2})/.exec(label);
+    if (!m) continue;
+    const list = hoursByDay.get(m[1]) ?? [];
+    list.push([Number(m[2]), h.by_model]);
+    hoursByDay.set(m[1], list);
+  }
+  let sumIn = 0, sumOut = 0, sumReq = 0;
+  for (const day of Object.keys(usage.daily).sort()) {
+    const d = usage.daily[day];
+    const dayStart = toMs(day);
+    if (dayStart === undefined || !/^\d{4}-\d{2}-\d{2}$/.test(day)) continue;
+    const models = Object.entries(d.by_model);
+    const totals = models.map(([, u]) => u.total);
+    const modelSum = totals.reduce((a, b) => a + b, 0);
+    // Input share of each model's total, so that the day's input and output add up.
+    const dayIn = Math.min(d.input, modelSum);
+    const ins = apportion(dayIn, totals);
+    // A model cannot get more input than its total; move any excess on.
+    for (let i = 0, spill = 0; i < ins.length; i++) {
+      ins[i] += spill;
+      spill = Math.max(0, ins[i] - totals[i]);
+      ins[i] -= spill;
+    }
+    const hours = hoursByDay.get(day) ?? [];
+    models.forEach(([model, u], i) => {
+      const input = ins[i], output = u.total - ins[i];
+      const hw = hours.map(([, bm]) => bm[model]?.total ?? 0);
+      const hr = hours.map(([, bm]) => bm[model]?.requests ?? 0);
+      const useHours = hw.some((w) => w > 0) || hr.some((r) => r > 0);
+      if (!useHours) {
+        pieces.push({ at: dayStart, model, input, output, requests: u.requests });
+        return;
+      }
+      const hIn = apportion(input, hw.some((w) => w > 0) ? hw : hr);
+      const hOut = apportion(output, hw.some((w) => w > 0) ? hw : hr);
+      const reqSum = hr.reduce((a, b) => a + b, 0);
+      const hReq = reqSum === u.requests
+        ? hr
+        : apportion(u.requests, hw.some((w) => w > 0) ? hw : hr);
+      hours.forEach(([h], k) => {
+        if (hIn[k] || hOut[k] || hReq[k]) {
+          pieces.push({
+            at: dayStart + h * 3600_000,
+            model,
+            input: hIn[k],
+            output: hOut[k],
+            requests: hReq[k],
+          });
+        }
+      });
+    });
+    const modelReq = models.reduce((a, [, u]) => a + u.requests, 0);
+    const rest = {
+      input: Math.max(0, d.input - dayIn),
+      output: Math.max(0, d.output - (modelSum - dayIn)),
+      requests: Math.max(0, d.requests - modelReq),
+    };
+    if (rest.input || rest.output || rest.requests) {
+      pieces.push({ at: dayStart, model: UNKNOWN_MODEL, ...rest });
+    }
+  }
+  for (const p of pieces) {
+    sumIn += p.input;
+    sumOut += p.output;
+    sumReq += p.requests;
+  }
+  const rest = {
+    input: Math.max(0, usage.total_input - sumIn),
+    output: Math.max(0, usage.total_output - sumOut),
+    requests: Math.max(0, usage.total_requests - sumReq),
+  };
+  if (rest.input || rest.output || rest.requests) {
+    pieces.push({ at: createdMs, model: UNKNOWN_MODEL, ...rest });
+  }
+  return pieces;
+}
+
+function entriesOf(keyId: string, pieces: Piece[], clock: BucketClock): UsageEntry[] {
+  const merged = new Map<string, UsageEntry>();
+  for (const p of pieces) {
+    const bucket = clock.bucket(p.at);
+    const id = `${bucket.day}|${bucket.hour}|${p.model}`;
+    let e = merged.get(id);
+    if (!e) {
+      e = { keyId, bucket, model: p.model, provider: LUNA_PROVIDER, counters: zeroCounters() };
+      merged.set(id, e);
+    }
+    const c: Counters = e.counters;
+    c.input_uncached += p.input;
+    c.output += p.output;
+    c.requests += p.requests;
+  }
+  return [...merged.values()];
+}
+
+/** Outcome of an import. */
+export interface ImportResult {
+  imported: number;
+  skipped: number;
+  keys: { id: string; name: string; status: "imported" | "skipped" }[];
+}
+
+/** Imports every key of a parsed Luna file. */
+export async function importLunaKeys(
+  kv: Deno.Kv,
+  keys: KeyStore,
+  clock: BucketClock,
+  entries: Map<string, LunaKeyEntry>,
+): Promise<ImportResult> {
+  const result: ImportResult = { imported: 0, skipped: 0, keys: [] };
+  // Deterministic order, so batches are the same on every run.
+  for (const secret of [...entries.keys()].sort()) {
+    const entry = entries.get(secret)!;
+    const hash = await sha256Hex(secret);
+    const state = await kv.get<string>(["luna_import", hash]);
+    if (state.value === "done") {
+      result.skipped++;
+      result.keys.push({
+        id: (await keys.idForHash(hash)) ?? "",
+        name: entry.name,
+        status: "skipped",
+      });
+      continue;
+    }
+    let id = await keys.idForHash(hash);
+    if (id === undefined) {
+      const createdMs = toMs(entry.created);
+      const rec = await keys.insert(
+        secret,
+        {
+          name: entry.name,
+          enabled: entry.enabled,
+          created: createdMs !== undefined ? new Date(createdMs).toISOString() : undefined,
+          allowedProviders: entry.allowed_providers ?? undefined,
+        },
+        "luna",
+        (op) => op.set(["luna_import", hash], "started"),
+      );
+      id = rec?.id ?? (await keys.idForHash(hash));
+    } else if (state.value !== "started") {
+      // The secret belongs to a key that did not come from this import.
+      result.skipped++;
+      result.keys.push({ id, name: entry.name, status: "skipped" });
+      continue;
+    }
+    if (id === undefined) throw new LunaImportError(`could not store key "${entry.name}"`);
+    const created = keys.get(id)?.created;
+    const usage = entry.usage ?? Usage.parse({});
+    const pieces = lunaPieces(usage, created ? Date.parse(created) : Date.now());
+    const lastUsed = toMs(usage.last_used);
+    const all = entriesOf(id, pieces, clock);
+    // A row is at most 3 counters x 3 layouts = 9 mutations; 90 rows stay under KV's 1000.
+    const batches: UsageEntry[][] = [];
+    for (let i = 0; i < all.length; i += 90) batches.push(all.slice(i, i + 90));
+    if (batches.length === 0) batches.push([]);
+    for (const [b, rows] of batches.entries()) {
+      const last = b === 0 && lastUsed !== undefined ? new Map([[id, lastUsed]]) : undefined;
+      const marker = ["luna_import", hash, b];
+      const op = kv.atomic().check({ key: marker, versionstamp: null }).set(marker, true);
+      await applyMutations(op, usageMutations(rows, last)).commit(); // a failed check: written before
+    }
+    await kv.set(["luna_import", hash], "done");
+    result.imported++;
+    result.keys.push({ id, name: entry.name, status: "imported" });
+  }
+  return result;
+}
+
+/** Reads, validates and imports a Luna `keys.json` file. */
+export async function importLunaFile(
+  path: string,
+  kv: Deno.Kv,
+  keys: KeyStore,
+  clock: BucketClock,
+): Promise<ImportResult> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new LunaImportError(`${path}: ${(e as Error).message}`);
+  }
+  return await importLunaKeys(kv, keys, clock, parseLunaKeys(raw, path));
+}

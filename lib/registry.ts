@@ -1,0 +1,224 @@
+/**
+ * The model registry: `models.json` (Luna's format, plus optional fields),
+ * validated with zod, and the routing of a model id to an ordered chain of
+ * providers.
+ */
+import { z } from "zod";
+
+const FORMATS = ["anthropic", "openai"] as const;
+/** An upstream API format; each has one module in `lib/formats/`. */
+export type FormatName = typeof FORMATS[number];
+
+const ProviderSchema = z.object({
+  name: z.string().optional(),
+  format: z.enum(FORMATS),
+  base_url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }),
+  api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name")
+    .optional(),
+  auth_header: z.enum(["x-api-key", "authorization_bearer"]).optional(),
+  chat_endpoint: z.string().startsWith("/", "must start with /").optional(),
+  model_prefixes: z.array(z.string().min(1)).default([]),
+  /** OpenAI format only: ask for `stream_options.include_usage` on streams (default true). */
+  stream_usage: z.boolean().default(true),
+  /** Extra static headers sent upstream (e.g. an aggregator's routing header). */
+  headers: z.record(z.string(), z.string()).default({}),
+});
+
+const KnownModelSchema = z.object({
+  id: z.string().min(1),
+  provider: z.string().min(1),
+  owned_by: z.string().optional(),
+  display_name: z.string().optional(),
+});
+
+const ModelsFileSchema = z.object({
+  providers: z.record(z.string().min(1), ProviderSchema).refine(
+    (p) => Object.keys(p).length > 0,
+    "at least one provider is required",
+  ),
+  routing: z.record(z.string().min(1), z.array(z.string().min(1)).min(1)).default({}),
+  known_models: z.array(KnownModelSchema).default([]),
+});
+
+/** One upstream provider, with defaults filled in. */
+export interface Provider {
+  id: string;
+  name: string;
+  format: FormatName;
+  baseUrl: string;
+  /** Full URL of the format's main endpoint (base_url + chat_endpoint). */
+  endpointUrl: string;
+  apiKeyEnv?: string;
+  authHeader: "x-api-key" | "authorization_bearer";
+  modelPrefixes: string[];
+  streamUsage: boolean;
+  headers: Record<string, string>;
+}
+
+/** A model listed in `known_models`. */
+export interface KnownModel {
+  id: string;
+  provider: string;
+  ownedBy: string;
+  displayName?: string;
+}
+
+/** How a model id was resolved to its provider chain. */
+export interface Route {
+  /** Providers to try, in order (before key/secret eligibility is applied). */
+  chain: Provider[];
+  via: "routing" | "known_model" | "model_prefix";
+  /** The routing or model prefix that matched, or the known model id. */
+  match: string;
+}
+
+/** Thrown when `models.json` cannot be read or does not validate. */
+export class RegistryError extends Error {}
+
+const DEFAULT_ENDPOINT: Record<FormatName, string> = {
+  anthropic: "/messages",
+  openai: "/chat/completions",
+};
+const DEFAULT_AUTH: Record<FormatName, Provider["authHeader"]> = {
+  anthropic: "x-api-key",
+  openai: "authorization_bearer",
+};
+
+/** A loaded, validated `models.json` and the routing over it. */
+export class Registry {
+  readonly providers: Map<string, Provider>;
+  readonly knownModels: KnownModel[];
+  readonly routing: Map<string, Provider[]>;
+  /** Routing prefixes, longest first. */
+  #routingPrefixes: string[];
+  /** Provider model prefixes, longest first (stable in file order). */
+  #providerPrefixes: { prefix: string; provider: Provider }[];
+  #known: Map<string, KnownModel>;
+  #cache = new Map<string, Route | null>();
+
+  constructor(
+    providers: Map<string, Provider>,
+    routing: Map<string, Provider[]>,
+    knownModels: KnownModel[],
+  ) {
+    this.providers = providers;
+    this.routing = routing;
+    this.knownModels = knownModels;
+    this.#routingPrefixes = [...routing.keys()].sort((a, b) => b.length - a.length);
+    this.#providerPrefixes = [...providers.values()]
+      .flatMap((p) =>
+        p.modelPrefixes.map((prefix) => ({ prefix: prefix.toLowerCase(), provider: p }))
+      )
+      .sort((a, b) => b.prefix.length - a.prefix.length);
+    this.#known = new Map(knownModels.map((m) => [m.id.toLowerCase(), m]));
+  }
+
+  /**
+   * Resolves a model id the way Luna did: the longest matching `routing`
+   * prefix; else an exact `known_models` id; else the providers whose
+   * `model_prefixes` match (longest first). Matching ignores case.
+   */
+  resolve(model: string): Route | null {
+    const cached = this.#cache.get(model);
+    if (cached !== undefined) return cached;
+    const route = this.#resolve(model.toLowerCase());
+    if (this.#cache.size > 10_000) this.#cache.clear();
+    this.#cache.set(model, route);
+    return route;
+  }
+
+  #resolve(model: string): Route | null {
+    for (const prefix of this.#routingPrefixes) {
+      if (model.startsWith(prefix)) {
+        return { chain: this.routing.get(prefix)!, via: "routing", match: prefix };
+      }
+    }
+    const known = this.#known.get(model);
+    if (known) {
+      return { chain: [this.providers.get(known.provider)!], via: "known_model", match: known.id };
+    }
+    const matches = this.#providerPrefixes.filter((p) => model.startsWith(p.prefix));
+    if (matches.length > 0) {
+      const chain = [...new Set(matches.map((m) => m.provider))];
+      return { chain, via: "model_prefix", match: matches[0].prefix };
+    }
+    return null;
+  }
+}
+
+function formatPath(path: PropertyKey[]): string {
+  return path.map((p, i) =>
+    typeof p === "number" ? `[${p}]` : (i === 0 ? String(p) : `.${String(p)}`)
+  )
+    .join("");
+}
+
+/** Validates parsed `models.json` content; `source` names the file in errors. */
+export function parseRegistry(raw: unknown, source = "models.json"): Registry {
+  const parsed = ModelsFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue.path.length ? formatPath(issue.path) : "(top level)";
+    throw new RegistryError(`${source}: ${where}: ${issue.message}`);
+  }
+  const file = parsed.data;
+  const providers = new Map<string, Provider>();
+  for (const [id, p] of Object.entries(file.providers)) {
+    const endpoint = p.chat_endpoint ?? DEFAULT_ENDPOINT[p.format];
+    const baseUrl = p.base_url.replace(/\/+$/, "");
+    providers.set(id, {
+      id,
+      name: p.name ?? id,
+      format: p.format,
+      baseUrl,
+      endpointUrl: baseUrl + endpoint,
+      apiKeyEnv: p.api_key_env,
+      authHeader: p.auth_header ?? DEFAULT_AUTH[p.format],
+      modelPrefixes: p.model_prefixes,
+      streamUsage: p.stream_usage,
+      headers: p.headers,
+    });
+  }
+  const routing = new Map<string, Provider[]>();
+  for (const [prefix, ids] of Object.entries(file.routing)) {
+    const chain = ids.map((id, i) => {
+      const p = providers.get(id);
+      if (!p) {
+        throw new RegistryError(`${source}: routing.${prefix}[${i}]: unknown provider "${id}"`);
+      }
+      return p;
+    });
+    routing.set(prefix.toLowerCase(), chain);
+  }
+  const knownModels = file.known_models.map((m, i) => {
+    if (!providers.has(m.provider)) {
+      throw new RegistryError(
+        `${source}: known_models[${i}].provider: unknown provider "${m.provider}"`,
+      );
+    }
+    return {
+      id: m.id,
+      provider: m.provider,
+      ownedBy: m.owned_by ?? m.provider,
+      displayName: m.display_name,
+    };
+  });
+  return new Registry(providers, routing, knownModels);
+}
+
+/** Reads and validates a `models.json` file. */
+export async function loadRegistry(path: string): Promise<Registry> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new RegistryError(`${path}: cannot read the file: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new RegistryError(`${path}: not valid JSON: ${(e as Error).message}`);
+  }
+  return parseRegistry(raw, path);
+}

@@ -1,0 +1,121 @@
+/**
+ * Building the context and running the HTTP server: what `main.ts` and the
+ * end-to-end tests both use.
+ */
+import { dirname } from "node:path";
+import { AdminAuth } from "./auth.ts";
+import { BucketClock, type Clock, systemClock } from "./clock.ts";
+import type { Config } from "./config.ts";
+import type { Context } from "./context.ts";
+import { KeyStore } from "./keys.ts";
+import { errorMessage, Logger, type Sink } from "./log.ts";
+import { importLunaFile } from "./luna_import.ts";
+import { loadRegistry, type Registry } from "./registry.ts";
+import { createRouter } from "./router.ts";
+import { UsageStore } from "./usage.ts";
+
+/** What a gateway is built from; everything but `config` has a production default. */
+export interface GatewayOptions {
+  config: Config;
+  kv?: Deno.Kv;
+  registry?: Registry;
+  clock?: Clock;
+  env?: (name: string) => string | undefined;
+  fetch?: typeof fetch;
+  logSink?: Sink;
+}
+
+/** Opens Deno KV at a file path (creating its folder), a URL, or `:memory:`. */
+export async function openKv(path: string): Promise<Deno.Kv> {
+  if (path !== ":memory:" && !/^https?:\/\//.test(path)) {
+    await Deno.mkdir(dirname(path), { recursive: true });
+  }
+  return await Deno.openKv(path);
+}
+
+/** Builds the handler context and loads keys. */
+export async function createContext(opts: GatewayOptions): Promise<Context> {
+  const { config } = opts;
+  const log = new Logger(config.logLevel, config.logFormat, opts.logSink);
+  const kv = opts.kv ?? await openKv(config.kvPath);
+  const clock = opts.clock ?? systemClock;
+  const buckets = new BucketClock(config.usageTz);
+  const keys = new KeyStore(kv);
+  await keys.load();
+  const usage = new UsageStore(
+    kv,
+    buckets,
+    config.usageFlushMs,
+    (e) => log.error("usage write failed; will retry", { error: errorMessage(e) }),
+  );
+  return {
+    config,
+    registry: opts.registry ?? await loadRegistry(config.modelsPath),
+    kv,
+    keys,
+    usage,
+    buckets,
+    clock,
+    log,
+    admin: new AdminAuth(config.adminKey),
+    env: opts.env ?? ((name) => Deno.env.get(name)),
+    fetch: opts.fetch ?? fetch,
+    startedAt: clock.now(),
+  };
+}
+
+/** A running gateway. */
+export interface Gateway {
+  ctx: Context;
+  /** Base URL, e.g. `http://127.0.0.1:8180`. */
+  url: string;
+  /** Stops accepting, lets in-flight requests finish, writes usage, closes KV. */
+  shutdown(): Promise<void>;
+  /** Resolves once the gateway has shut down. */
+  finished: Promise<void>;
+}
+
+/** Starts the gateway: imports `KEYS_FILE` when set, then serves. */
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const ctx = await createContext(opts);
+  const { config, log } = ctx;
+  if (config.keysFile) {
+    const r = await importLunaFile(config.keysFile, ctx.kv, ctx.keys, ctx.buckets);
+    log.info("luna keys imported", {
+      file: config.keysFile,
+      imported: r.imported,
+      skipped: r.skipped,
+    });
+  }
+  ctx.keys.watch(
+    config.keysRefreshMs,
+    (e) => log.warn("key reload failed", { error: errorMessage(e) }),
+  );
+  const handler = createRouter(ctx);
+  const server = Deno.serve(
+    { port: config.port, hostname: config.host, onListen: () => {} },
+    handler,
+  );
+  const addr = server.addr as Deno.NetAddr;
+  const host = addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "127.0.0.1" : addr.hostname;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
+  log.info("gateway listening", {
+    address: `${addr.hostname}:${addr.port}`,
+    kv: opts.kv ? "(provided)" : config.kvPath,
+    models_config: config.modelsPath,
+    providers: ctx.registry.providers.size,
+    models: ctx.registry.knownModels.length,
+    admin_api: ctx.admin.enabled ? "enabled" : "disabled (set ADMIN_KEY)",
+    usage_tz: config.usageTz,
+  });
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    stopping ??= (async () => {
+      await server.shutdown();
+      ctx.keys.close();
+      await ctx.usage.flush();
+      if (!opts.kv) ctx.kv.close();
+      log.info("gateway stopped");
+    })();
+  return { ctx, url, shutdown, finished: server.finished.then(() => stopping) };
+}
