@@ -210,7 +210,9 @@ export async function usageSummary(_req: Request, ctx: Context): Promise<Respons
 function dateParam(url: URL, name: string): string | undefined {
   const v = url.searchParams.get(name);
   if (v === null || v === "") return undefined;
-  if (!DATE_RE.test(v) || Number.isNaN(Date.parse(v))) {
+  // Date.parse rolls "2026-02-30" over to March 2; a real date survives the round trip.
+  const ms = DATE_RE.test(v) ? Date.parse(v) : NaN;
+  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== v) {
     throw errors.badRequest("invalid_date", `${name} must be a date as YYYY-MM-DD`);
   }
   return v;
@@ -279,19 +281,35 @@ export async function hourlyReport(_req: Request, ctx: Context, url: URL): Promi
   return jsonResponse(200, { date, time_zone: ctx.buckets.timeZone, hours });
 }
 
-/** `GET /admin/models` */
+/** `GET /admin/models`: providers with key and health status, models, routing, config state. */
 export function modelsStatus(_req: Request, ctx: Context): Response {
   const reg = ctx.registry;
+  const now = Date.now();
+  const iso = (ms: number) => new Date(ms).toISOString();
   return jsonResponse(200, {
-    providers: [...reg.providers.values()].map((p) => ({
-      id: p.id,
-      name: p.name,
-      format: p.format,
-      base_url: p.baseUrl,
-      api_key_env: p.apiKeyEnv ?? null,
-      has_api_key: !p.apiKeyEnv || !!ctx.env(p.apiKeyEnv),
-      model_prefixes: p.modelPrefixes,
-    })),
+    providers: [...reg.providers.values()].map((p) => {
+      const h = ctx.health.get(p.id).view(now);
+      return {
+        id: p.id,
+        name: p.name,
+        format: p.format,
+        base_url: p.baseUrl,
+        api_key_env: p.apiKeyEnv ?? null,
+        has_api_key: !p.apiKeyEnv || !!ctx.env(p.apiKeyEnv),
+        model_prefixes: p.modelPrefixes,
+        breaker: {
+          state: h.state,
+          consecutive_failures: h.consecutive_failures,
+          open_until: h.open_until,
+        },
+        last_success: h.last_success,
+        recent_error: h.recent_error,
+        latency_ms: h.latency_ms,
+        requests: h.requests,
+        failures: h.failures,
+        policy: p.policy,
+      };
+    }),
     known_models: reg.knownModels.map((m) => ({
       id: m.id,
       provider: m.provider,
@@ -300,5 +318,12 @@ export function modelsStatus(_req: Request, ctx: Context): Response {
     routing: Object.fromEntries(
       [...reg.routing].map(([prefix, chain]) => [prefix, chain.map((p) => p.id)]),
     ),
+    config: {
+      path: ctx.config.modelsPath,
+      loaded_at: iso(ctx.registryStatus.loadedAt),
+      last_reload_error: ctx.registryStatus.error
+        ? { message: ctx.registryStatus.error.message, at: iso(ctx.registryStatus.error.at) }
+        : null,
+    },
   });
 }

@@ -4,7 +4,9 @@
  */
 import type { AdminAuth } from "./auth.ts";
 import type { BucketClock, Clock } from "./clock.ts";
+import type { HealthBook } from "./breaker.ts";
 import type { Config } from "./config.ts";
+import type { Inflight } from "./inflight.ts";
 import type { KeyStore } from "./keys.ts";
 import type { Logger } from "./log.ts";
 import type { Registry } from "./registry.ts";
@@ -26,6 +28,20 @@ export interface Context {
   env: (name: string) => string | undefined;
   /** Upstream fetch. */
   fetch: typeof fetch;
+  /** Circuit breakers and health of each provider. */
+  health: HealthBook;
+  /** Requests in flight (for graceful shutdown). */
+  inflight: Inflight;
+  /** Outcome of the last `models.json` load (reloads may fail and keep the old registry). */
+  registryStatus: RegistryStatus;
   /** Epoch ms when the gateway started. */
   startedAt: number;
+}
+
+/** The state of the model registry's last (re)load. */
+export interface RegistryStatus {
+  /** Epoch ms the registry in force was loaded. */
+  loadedAt: number;
+  /** The last failed reload, when it came after the last good one. */
+  error?: { message: string; at: number };
 }

@@ -1,20 +1,35 @@
 /**
  * The proxy endpoints (`POST /v1/messages`, `/v1/messages/count_tokens`,
  * `/v1/chat/completions`): authenticate, read the body once, route by model,
- * forward byte-for-byte, meter the response, record usage.
+ * forward byte-for-byte with fallback and retries, meter the response,
+ * record usage.
+ *
+ * A routing chain is a fallback chain: while no byte has reached the client,
+ * a failed attempt (unreachable, timed out, 408/409/429/5xx/529) is retried
+ * on the same provider with backoff and then on the next eligible provider.
+ * Once a streamed response starts, it is never retried.
  */
 import { ulid } from "ulid";
 import { authenticateClient } from "./auth.ts";
 import { inspectBody, readBody } from "./body.ts";
+import type { ProviderHealth } from "./breaker.ts";
 import type { Context } from "./context.ts";
+import type { Active } from "./inflight.ts";
 import { GatewayError } from "./errors.ts";
 import type { ApiFormat } from "./formats/format.ts";
 import type { KeyRecord } from "./keys.ts";
 import { isObject, type Metered, tryParse, zeroTokens } from "./metering.ts";
 import { finishRequest, type RequestOutcome } from "./outcome.ts";
+import { type Policy, RETRYABLE_STATUS, retryDelay } from "./policy.ts";
 import type { Provider, Registry } from "./registry.ts";
-import { relay } from "./relay.ts";
-import { isEventStream, responseHeaders, upstreamHeaders } from "./upstream.ts";
+import { relay, type StreamEnd } from "./relay.ts";
+import {
+  isEventStream,
+  readBodyWithin,
+  responseHeaders,
+  send,
+  upstreamHeaders,
+} from "./upstream.ts";
 
 const FORMAT_LABEL: Record<string, { name: string; path: string }> = {
   anthropic: { name: "Anthropic Messages", path: "/v1/messages" },
@@ -87,10 +102,32 @@ export function eligibleProviders(
   );
 }
 
-/** Default time to wait for upstream response headers. */
-const TTFB_TIMEOUT_MS = 600_000;
-
 const dec = new TextDecoder();
+
+/** Why the last attempt failed, kept to tell the client when every attempt failed. */
+type LastFailure =
+  | { kind: "response"; provider: string; res: Response; body: Uint8Array<ArrayBuffer> }
+  | { kind: "error"; provider: string; status: 502 | 504; message: string };
+
+/** Sleeps `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done);
+  });
+}
+
+/** A breaker failure message for a status. */
+function statusFailure(h: ProviderHealth, policy: Policy, status: number): void {
+  if (status === 429 || status === 409) h.success(Date.now());
+  else h.failure(Date.now(), policy, `HTTP ${status}`, status);
+}
 
 /** Handles one proxied call. `countTokens` selects Anthropic's free token count. */
 export async function proxy(
@@ -105,146 +142,327 @@ export async function proxy(
   const key = await authenticateClient(ctx.keys, req.headers);
   const raw = await readBody(req, ctx.config.maxBodyBytes);
   const body = inspectBody(raw);
-  const registry = ctx.registry;
-  const [{ provider, secret }] = eligibleProviders(ctx, registry, format, body.model, key);
-
-  const prepared = countTokens
-    ? { bytes: raw, stripUsageEvent: false }
-    : format.prepareBody(raw, body.json, provider);
-  const target = provider.endpointUrl + (countTokens ? "/count_tokens" : "") + url.search;
+  const registry = ctx.registry; // in-flight requests keep the config they started with
+  const candidates = eligibleProviders(ctx, registry, format, body.model, key);
+  const stream = body.stream && !countTokens;
 
   const outcome: RequestOutcome = {
     id: ulid(),
     key,
     model: body.model,
     endpoint: url.pathname,
-    stream: body.stream && !countTokens,
-    provider: provider.id,
-    tried: [provider.id],
+    stream,
+    tried: [],
     status: 0,
-    reachedUpstream: true,
+    reachedUpstream: false,
     failed: false,
     incomplete: false,
     retries: 0,
     startedAt,
     durationMs: 0,
   };
+  let finished = false;
+  let untrack = () => {};
   const done = (status: number, metered: Metered | undefined, extra?: Partial<RequestOutcome>) => {
+    if (finished) return;
+    finished = true;
     Object.assign(outcome, { status, metered, durationMs: performance.now() - t0 }, extra);
     finishRequest(ctx, outcome);
+    untrack();
   };
 
-  // Until a response is returned, an abort means the client went away.
-  const upstreamAbort = new AbortController();
-  let timedOut = false;
-  const onClientAbort = () => upstreamAbort.abort();
+  // Before a response is returned, an abort of req.signal means the client left.
+  let current: AbortController | undefined;
+  let shutdownReason: string | undefined;
+  const onClientAbort = () => current?.abort();
   req.signal.addEventListener("abort", onClientAbort);
-  const timer = setTimeout(() => {
-    timedOut = true;
-    upstreamAbort.abort();
-  }, TTFB_TIMEOUT_MS);
+  untrack = ctx.inflight.add({
+    streaming: false,
+    abort: (reason) => {
+      shutdownReason = reason;
+      current?.abort();
+    },
+  });
+  const leave = () => req.signal.removeEventListener("abort", onClientAbort);
+  const deadlineAt = t0 + candidates[0].provider.policy.deadlineMs;
+  let last: LastFailure | undefined;
+  const skipped: string[] = [];
 
-  let res: Response;
   try {
-    res = await ctx.fetch(target, {
-      method: "POST",
-      headers: upstreamHeaders(req.headers, provider, secret),
-      body: prepared.bytes,
-      signal: upstreamAbort.signal,
-      redirect: "manual",
-    });
+    for (const { provider, secret } of candidates) {
+      const policy = provider.policy;
+      const health = ctx.health.get(provider.id);
+      const admission = health.admit(Date.now(), policy);
+      if (admission === "no") {
+        skipped.push(provider.id);
+        continue;
+      }
+      const prepared = countTokens
+        ? { bytes: raw, stripUsageEvent: false }
+        : format.prepareBody(raw, body.json, provider);
+      const target = provider.endpointUrl + (countTokens ? "/count_tokens" : "") + url.search;
+      const totalDeadline = t0 + policy.totalMs;
+
+      for (let n = 0;; n++) {
+        if (outcome.tried.length > 0) {
+          if (performance.now() >= deadlineAt) break;
+          outcome.retries++;
+        }
+        outcome.tried.push(provider.id);
+        outcome.provider = provider.id;
+        outcome.reachedUpstream = true;
+        current = new AbortController();
+        const attemptStart = performance.now();
+        const sent = await send(ctx, {
+          url: target,
+          headers: upstreamHeaders(req.headers, provider, secret),
+          body: prepared.bytes,
+          controller: current,
+          health,
+          connectMs: policy.connectMs,
+          ttfbMs: Math.min(
+            stream ? policy.streamTtfbMs : policy.ttfbMs,
+            totalDeadline - attemptStart,
+          ),
+        });
+        if (req.signal.aborted || shutdownReason) {
+          if (sent.ok) await sent.res.body?.cancel().catch(() => {});
+          if (admission === "probe") health.release();
+          leave();
+          done(499, undefined, {
+            failed: true,
+            incomplete: true,
+            error: shutdownReason ?? "client disconnected",
+          });
+          return new Response(null, { status: shutdownReason ? 503 : 499 });
+        }
+        let failure: LastFailure;
+        let retryHeaders: Headers | undefined;
+        if (!sent.ok) {
+          health.failure(Date.now(), policy, sent.message);
+          failure = {
+            kind: "error",
+            provider: provider.id,
+            status: sent.timeout ? 504 : 502,
+            message: `provider "${provider.id}": ${sent.message}`,
+          };
+        } else {
+          const res = sent.res;
+          const upstreamMs = performance.now() - t0;
+          if (
+            !RETRYABLE_STATUS.has(res.status) && isEventStream(res.headers) && !countTokens &&
+            res.body
+          ) {
+            health.success(Date.now(), sent.ttfbMs);
+            leave();
+            return streamResponse(format, res, prepared.stripUsageEvent, {
+              outcome,
+              upstreamMs,
+              policy,
+              totalDeadline,
+              controller: current,
+              health,
+              done,
+              retrack: (a) => {
+                const previous = untrack;
+                untrack = ctx.inflight.add(a);
+                previous();
+              },
+            });
+          }
+          const read = await readBodyWithin(res, policy.idleMs, totalDeadline, current);
+          if (read.ok && !RETRYABLE_STATUS.has(res.status)) {
+            health.success(Date.now(), sent.ttfbMs);
+            leave();
+            return bufferedResponse(
+              format,
+              res,
+              read.bytes,
+              countTokens,
+              outcome,
+              upstreamMs,
+              done,
+            );
+          }
+          if (read.ok) {
+            statusFailure(health, policy, res.status);
+            failure = { kind: "response", provider: provider.id, res, body: read.bytes };
+            retryHeaders = res.headers;
+          } else {
+            health.failure(Date.now(), policy, read.message);
+            failure = {
+              kind: "error",
+              provider: provider.id,
+              status: read.timeout ? 504 : 502,
+              message: `provider "${provider.id}": ${read.message} (while reading the response)`,
+            };
+          }
+        }
+        last = failure;
+        ctx.log.warn("upstream attempt failed", {
+          request_id: outcome.id,
+          provider: provider.id,
+          attempt: n + 1,
+          status: failure.kind === "response" ? failure.res.status : failure.status,
+          error: failure.kind === "error" ? failure.message : undefined,
+        });
+        if (n >= policy.retries) break;
+        const wait = retryDelay(policy, n, retryHeaders);
+        if (performance.now() + wait >= deadlineAt) break;
+        await sleep(wait, req.signal);
+        if (req.signal.aborted) break;
+        if (health.admit(Date.now(), policy) === "no") break;
+      }
+    }
   } catch (e) {
-    clearTimeout(timer);
-    req.signal.removeEventListener("abort", onClientAbort);
-    if (req.signal.aborted && !timedOut) {
-      done(499, undefined, { incomplete: true, failed: true, error: "client disconnected" });
-      return new Response(null, { status: 499 });
-    }
-    const [status, message] = timedOut
-      ? [504, `provider "${provider.id}" did not answer within ${TTFB_TIMEOUT_MS / 1000} s`]
-      : [502, `provider "${provider.id}" is unreachable: ${(e as Error).message}`];
-    done(status, undefined, { failed: true, error: message });
-    return withRequestId(format.error(status, message), outcome.id);
-  } finally {
-    clearTimeout(timer);
+    leave();
+    done(500, undefined, { failed: true, error: (e as Error).message });
+    throw e;
   }
-  const upstreamMs = performance.now() - t0;
-  const headers = responseHeaders(res.headers);
-  const upstreamRequestId = res.headers.get("request-id") ?? res.headers.get("x-request-id") ??
-    undefined;
-  setRequestId(headers, outcome.id);
+  leave();
 
-  if (!res.body || !isEventStream(res.headers) || countTokens) {
-    let bytes: Uint8Array<ArrayBuffer>;
-    try {
-      bytes = await res.bytes();
-    } catch (e) {
-      req.signal.removeEventListener("abort", onClientAbort);
-      const gone = req.signal.aborted;
-      const message = `provider "${provider.id}" failed while sending its response: ${
-        (e as Error).message
-      }`;
-      done(gone ? 499 : 502, undefined, {
-        failed: true,
-        incomplete: gone,
-        error: gone ? "client disconnected" : message,
-        upstreamMs,
-      });
-      return withRequestId(format.error(502, message), outcome.id);
-    }
-    req.signal.removeEventListener("abort", onClientAbort);
-    let metered: Metered;
-    if (countTokens) {
-      metered = {
-        status: res.ok ? "ok" : "http_error",
-        tokens: zeroTokens(),
-        extra: [],
-        usageSeen: false,
-      };
-    } else {
-      const json = res.headers.get("content-type")?.includes("json")
-        ? tryParse(dec.decode(bytes))
-        : undefined;
-      const m = format.meterJson(json);
-      const errorBody = isObject(json) && m.errorType !== undefined && !m.usageSeen;
-      metered = { ...m, status: res.ok && !errorBody ? "ok" : "http_error" };
-    }
-    done(res.status, metered, {
-      failed: metered.status !== "ok",
-      ttfbMs: performance.now() - t0,
-      upstreamMs,
-      upstreamRequestId,
+  if (req.signal.aborted) {
+    done(499, undefined, { failed: true, incomplete: true, error: "client disconnected" });
+    return new Response(null, { status: 499 });
+  }
+  if (!last) {
+    // Every eligible provider's breaker is open.
+    const wait = Math.max(
+      1,
+      Math.ceil(Math.min(...skipped.map((id) => ctx.health.get(id).openUntil - Date.now())) / 1000),
+    );
+    const message = `provider${skipped.length > 1 ? "s" : ""} ${
+      skipped.join(", ")
+    } failed repeatedly and ${skipped.length > 1 ? "are" : "is"} paused; retry in ${wait} s`;
+    done(503, undefined, { failed: true, error: message });
+    const res = format.error(503, message, "providers_unavailable");
+    res.headers.set("retry-after", String(wait));
+    return withRequestId(res, outcome.id);
+  }
+  if (last.kind === "response") {
+    const metered: Metered = {
+      ...format.meterJson(tryParse(dec.decode(last.body))),
+      status: "http_error",
+    };
+    done(last.res.status, metered, { failed: true, provider: last.provider });
+    const headers = responseHeaders(last.res.headers);
+    setRequestId(headers, outcome.id);
+    return new Response(last.body, {
+      status: last.res.status,
+      statusText: last.res.statusText,
+      headers,
     });
-    return new Response(bytes, { status: res.status, statusText: res.statusText, headers });
   }
+  const tried = [...new Set(outcome.tried)];
+  const message = tried.length > 1
+    ? `all providers failed for model "${body.model}" (tried ${
+      tried.join(", ")
+    }); last error: ${last.message}`
+    : last.message;
+  done(last.status, undefined, { failed: true, error: message });
+  return withRequestId(format.error(last.status, message), outcome.id);
+}
 
-  req.signal.removeEventListener("abort", onClientAbort);
-  const stream = relay({
-    body: res.body,
+/** Returns a complete (non-SSE) upstream response and records its usage. */
+function bufferedResponse(
+  format: ApiFormat,
+  res: Response,
+  bytes: Uint8Array<ArrayBuffer>,
+  countTokens: boolean,
+  outcome: RequestOutcome,
+  upstreamMs: number,
+  done: (status: number, m: Metered | undefined, extra?: Partial<RequestOutcome>) => void,
+): Response {
+  let metered: Metered;
+  if (countTokens) {
+    metered = {
+      status: res.ok ? "ok" : "http_error",
+      tokens: zeroTokens(),
+      extra: [],
+      usageSeen: false,
+    };
+  } else {
+    const json = res.headers.get("content-type")?.includes("json")
+      ? tryParse(dec.decode(bytes))
+      : undefined;
+    const m = format.meterJson(json);
+    const errorBody = isObject(json) && m.errorType !== undefined && !m.usageSeen;
+    metered = { ...m, status: res.ok && !errorBody ? "ok" : "http_error" };
+  }
+  const headers = responseHeaders(res.headers);
+  setRequestId(headers, outcome.id);
+  done(res.status, metered, {
+    failed: metered.status !== "ok",
+    upstreamMs,
+    ttfbMs: upstreamMs,
+    upstreamRequestId: upstreamId(res.headers),
+  });
+  return new Response(bytes, { status: res.status, statusText: res.statusText, headers });
+}
+
+interface StreamState {
+  outcome: RequestOutcome;
+  upstreamMs: number;
+  policy: Policy;
+  totalDeadline: number;
+  controller: AbortController;
+  health: ProviderHealth;
+  done: (status: number, m: Metered | undefined, extra?: Partial<RequestOutcome>) => void;
+  /** Swaps the request's in-flight entry for the stream's. */
+  retrack: (a: Active) => void;
+}
+
+const END_ERRORS: Partial<Record<StreamEnd, string>> = {
+  upstream_error: "upstream stream failed",
+  idle_timeout: "upstream stream went idle",
+  total_timeout: "upstream stream ran past its time limit",
+  client_gone: "client disconnected",
+};
+
+/** Relays an SSE upstream response and records its usage when it ends. */
+function streamResponse(
+  format: ApiFormat,
+  res: Response,
+  strip: boolean,
+  s: StreamState,
+): Response {
+  const { outcome, policy } = s;
+  const r = relay({
+    body: res.body!,
     meter: format.streamMeter(),
-    dropper: prepared.stripUsageEvent ? format.injectedUsageDropper() : undefined,
+    dropper: strip ? format.injectedUsageDropper() : undefined,
     errorEvent: (message) => format.sseError(502, message),
-    onClientGone: () => upstreamAbort.abort(),
-    onEnd: (m, end) => {
+    idleMs: policy.idleMs,
+    deadline: s.totalDeadline,
+    onDisconnect: policy.onDisconnect,
+    drainTimeoutMs: policy.drainTimeoutMs,
+    abortUpstream: () => s.controller.abort(),
+    onEnd: (m, end, detail) => {
       const metered: Metered = res.ok ? m : { ...m, status: "http_error" };
-      const incomplete = metered.status === "incomplete" || metered.status === "stream_error" ||
-        (end !== "eof" && metered.status !== "ok");
-      done(res.status, metered, {
+      if (end === "upstream_error" || end === "idle_timeout" || end === "total_timeout") {
+        s.health.failure(Date.now(), policy, END_ERRORS[end]!);
+      }
+      const incomplete = metered.status === "incomplete" || metered.status === "stream_error";
+      s.done(res.status, metered, {
         failed: metered.status === "http_error" || metered.status === "stream_error" ||
-          end === "upstream_error",
+          (end !== "eof" && end !== "client_gone"),
         incomplete,
-        error: end === "client_gone"
-          ? "client disconnected"
-          : end === "upstream_error"
-          ? "upstream stream failed"
-          : undefined,
-        upstreamMs,
-        ttfbMs: upstreamMs,
-        upstreamRequestId,
+        error: end === "eof" ? undefined : (end === "shutdown" ? detail : END_ERRORS[end]),
+        upstreamMs: s.upstreamMs,
+        ttfbMs: s.upstreamMs,
+        upstreamRequestId: upstreamId(res.headers),
       });
     },
   });
-  return new Response(stream, { status: res.status, statusText: res.statusText, headers });
+  // From here on, shutdown ends the stream itself.
+  s.retrack({ streaming: true, abort: (reason) => r.abort(reason) });
+  const headers = responseHeaders(res.headers);
+  setRequestId(headers, outcome.id);
+  return new Response(r.stream, { status: res.status, statusText: res.statusText, headers });
+}
+
+function upstreamId(h: Headers): string | undefined {
+  return h.get("request-id") ?? h.get("x-request-id") ?? undefined;
 }
 
 /** Adds the gateway request id (as `x-request-id`, or beside the upstream's). */

@@ -4,12 +4,13 @@
  * providers.
  */
 import { z } from "zod";
+import { DEFAULT_POLICY, mergePolicy, type Policy, PolicySchema } from "./policy.ts";
 
 const FORMATS = ["anthropic", "openai"] as const;
 /** An upstream API format; each has one module in `lib/formats/`. */
 export type FormatName = typeof FORMATS[number];
 
-const ProviderSchema = z.object({
+const ProviderSchema = PolicySchema.extend({
   name: z.string().optional(),
   format: z.enum(FORMATS),
   base_url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }),
@@ -22,7 +23,7 @@ const ProviderSchema = z.object({
   stream_usage: z.boolean().default(true),
   /** Extra static headers sent upstream (e.g. an aggregator's routing header). */
   headers: z.record(z.string(), z.string()).default({}),
-});
+}).strip();
 
 const KnownModelSchema = z.object({
   id: z.string().min(1),
@@ -38,6 +39,8 @@ const ModelsFileSchema = z.object({
   ),
   routing: z.record(z.string().min(1), z.array(z.string().min(1)).min(1)).default({}),
   known_models: z.array(KnownModelSchema).default([]),
+  /** Resilience policy for every provider (each provider may override it). */
+  defaults: PolicySchema.optional(),
 });
 
 /** One upstream provider, with defaults filled in. */
@@ -53,6 +56,8 @@ export interface Provider {
   modelPrefixes: string[];
   streamUsage: boolean;
   headers: Record<string, string>;
+  /** Timeouts, retries, breaker and disconnect handling (defaults merged in). */
+  policy: Policy;
 }
 
 /** A model listed in `known_models`. */
@@ -162,6 +167,7 @@ export function parseRegistry(raw: unknown, source = "models.json"): Registry {
     throw new RegistryError(`${source}: ${where}: ${issue.message}`);
   }
   const file = parsed.data;
+  const defaults = mergePolicy(DEFAULT_POLICY, file.defaults);
   const providers = new Map<string, Provider>();
   for (const [id, p] of Object.entries(file.providers)) {
     const endpoint = p.chat_endpoint ?? DEFAULT_ENDPOINT[p.format];
@@ -177,6 +183,7 @@ export function parseRegistry(raw: unknown, source = "models.json"): Registry {
       modelPrefixes: p.model_prefixes,
       streamUsage: p.stream_usage,
       headers: p.headers,
+      policy: mergePolicy(defaults, p),
     });
   }
   const routing = new Map<string, Provider[]>();

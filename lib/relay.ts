@@ -1,15 +1,26 @@
 /**
  * Relaying a streamed (SSE) response: the upstream body is `tee()`d; one
  * branch flows to the client as the client reads, the other is parsed for
- * usage. Metering never holds the client back, and a client that goes away
- * is noticed here (the client stream is cancelled).
+ * usage. Metering never holds the client back.
+ *
+ * The relay also ends streams that go wrong: an upstream that falls silent
+ * for `idleMs` or runs past its deadline, a gateway shutting down, or an
+ * upstream connection that breaks. The client then gets one native SSE error
+ * event and the end of the stream. When the client goes away, the upstream
+ * request is cancelled (or, with `drain`, read to its end to meter it).
  */
 import type { Metered, StreamMeter } from "./metering.ts";
 import { SseReader } from "./sse.ts";
 import type { SseEventDropper } from "./sse_filter.ts";
 
 /** How the metered copy of a stream ended. */
-export type StreamEnd = "eof" | "upstream_error" | "client_gone";
+export type StreamEnd =
+  | "eof"
+  | "upstream_error"
+  | "client_gone"
+  | "idle_timeout"
+  | "total_timeout"
+  | "shutdown";
 
 /** What a relay needs. */
 export interface RelayOptions {
@@ -17,49 +28,117 @@ export interface RelayOptions {
   meter: StreamMeter;
   /** Removes events the client did not ask for (OpenAI injected usage). */
   dropper?: SseEventDropper;
-  /** Bytes of a native SSE error event, sent when the upstream fails mid-stream. */
+  /** Bytes of a native SSE error event. */
   errorEvent: (message: string) => Uint8Array;
+  /** Longest silence between upstream chunks. */
+  idleMs: number;
+  /** `performance.now()` by which the stream must have ended. */
+  deadline: number;
+  onDisconnect: "cancel" | "drain";
+  drainTimeoutMs: number;
+  /** Stops the upstream request. */
+  abortUpstream: () => void;
   /** Called once, when the metered copy has ended. */
-  onEnd: (metered: Metered, end: StreamEnd) => void;
-  /** Called when the client goes away: stop the upstream request. */
-  onClientGone: () => void;
+  onEnd: (metered: Metered, end: StreamEnd, detail?: string) => void;
 }
 
-/** Starts metering and returns the stream to send to the client. */
-export function relay(o: RelayOptions): ReadableStream<Uint8Array> {
+/** A running relay. */
+export interface Relay {
+  /** The stream to send to the client. */
+  stream: ReadableStream<Uint8Array>;
+  /** Ends the stream now: the client gets an error event naming `reason`. */
+  abort(reason: string): void;
+}
+
+/** Starts metering and returns the client's stream. */
+export function relay(o: RelayOptions): Relay {
   const [toClient, toMeter] = o.body.tee();
   const meterReader = toMeter.getReader();
   const clientReader = toClient.getReader();
   let clientGone = false;
+  let stopped: { end: StreamEnd; message: string } | undefined;
+  let clientClosed = false;
+  let client: ReadableStreamDefaultController<Uint8Array> | undefined;
+  let lastChunk = performance.now();
+  let watchdog: ReturnType<typeof setTimeout> | undefined;
+  let drainTimer: ReturnType<typeof setTimeout> | undefined;
+
+  const closeClient = (event?: Uint8Array) => {
+    if (clientClosed || !client) return;
+    clientClosed = true;
+    try {
+      if (event) client.enqueue(event);
+      client.close();
+    } catch {
+      // The client went away meanwhile.
+    }
+  };
+
+  const stop = (end: StreamEnd, message: string) => {
+    if (stopped) return;
+    stopped = { end, message };
+    o.abortUpstream();
+    meterReader.cancel().catch(() => {});
+    // The client branch errors once the upstream is aborted and then gets the
+    // error event; should it not settle promptly, finish it here.
+    setTimeout(() => {
+      if (clientClosed) return;
+      closeClient(o.errorEvent(message));
+      clientReader.cancel().catch(() => {});
+    }, 1000);
+  };
+
+  const arm = () => {
+    const now = performance.now();
+    const wait = Math.max(0, Math.min(o.idleMs - (now - lastChunk), o.deadline - now));
+    watchdog = setTimeout(() => {
+      const t = performance.now();
+      if (t >= o.deadline) {
+        stop("total_timeout", "the upstream stream ran past the gateway's time limit");
+      } else if (t - lastChunk >= o.idleMs) {
+        stop("idle_timeout", `the upstream stream was silent for ${Math.round(o.idleMs / 1000)} s`);
+      } else arm();
+    }, wait);
+  };
+  arm();
 
   (async () => {
     const sse = new SseReader((name, data) => o.meter.event(name, data));
     let end: StreamEnd = "eof";
+    let detail: string | undefined;
     try {
       for (;;) {
         const { done, value } = await meterReader.read();
         if (done) break;
+        lastChunk = performance.now();
         sse.push(value);
       }
-    } catch {
+    } catch (e) {
       end = "upstream_error";
+      detail = (e as Error).message;
     }
-    if (clientGone) end = "client_gone";
+    clearTimeout(watchdog);
+    clearTimeout(drainTimer);
+    if (stopped) [end, detail] = [stopped.end, stopped.message];
+    else if (clientGone && end === "eof") end = "client_gone";
     sse.end();
-    o.onEnd(o.meter.end(), end);
+    o.onEnd(o.meter.end(), end, detail);
   })();
 
   const dropper = o.dropper;
-  return new ReadableStream<Uint8Array>({
+  const stream = new ReadableStream<Uint8Array>({
+    start(c) {
+      client = c;
+    },
     async pull(c) {
       try {
         // With a dropper a read may yield nothing to send: read on until it does.
         for (;;) {
           const { done, value } = await clientReader.read();
+          if (clientClosed) return;
           if (done) {
             dropper?.flush((b) => c.enqueue(b));
-            c.close();
-            return;
+            return closeClient(stopped ? o.errorEvent(stopped.message) : undefined);
           }
           if (!dropper) return c.enqueue(value);
           let sent = false;
@@ -71,15 +150,26 @@ export function relay(o: RelayOptions): ReadableStream<Uint8Array> {
         }
       } catch (e) {
         if (clientGone) return;
-        c.enqueue(o.errorEvent(`upstream connection failed mid-stream: ${(e as Error).message}`));
-        c.close();
+        closeClient(
+          o.errorEvent(
+            stopped?.message ??
+              `the upstream connection failed mid-stream: ${(e as Error).message}`,
+          ),
+        );
       }
     },
     cancel() {
       clientGone = true;
-      o.onClientGone();
-      meterReader.cancel().catch(() => {});
+      clientClosed = true;
       clientReader.cancel().catch(() => {});
+      if (o.onDisconnect === "drain" && !stopped) {
+        drainTimer = setTimeout(() => stop("client_gone", "client disconnected"), o.drainTimeoutMs);
+        return;
+      }
+      if (!stopped) stopped = { end: "client_gone", message: "client disconnected" };
+      o.abortUpstream();
+      meterReader.cancel().catch(() => {});
     },
   });
+  return { stream, abort: (reason) => stop("shutdown", reason) };
 }

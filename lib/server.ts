@@ -4,19 +4,24 @@
  */
 import { dirname } from "node:path";
 import { AdminAuth } from "./auth.ts";
+import { HealthBook } from "./breaker.ts";
 import { BucketClock, type Clock, systemClock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { Context } from "./context.ts";
+import { Inflight } from "./inflight.ts";
 import { KeyStore } from "./keys.ts";
 import { errorMessage, Logger, type Sink } from "./log.ts";
 import { importLunaFile } from "./luna_import.ts";
 import { loadRegistry, type Registry } from "./registry.ts";
+import { watchRegistry } from "./reload.ts";
 import { createRouter } from "./router.ts";
 import { UsageStore } from "./usage.ts";
 
 /** What a gateway is built from; everything but `config` has a production default. */
 export interface GatewayOptions {
   config: Config;
+  /** Watch `config.modelsPath` for changes (default: when the registry is read from it). */
+  watchConfig?: boolean;
   kv?: Deno.Kv;
   registry?: Registry;
   clock?: Clock;
@@ -60,6 +65,9 @@ export async function createContext(opts: GatewayOptions): Promise<Context> {
     admin: new AdminAuth(config.adminKey),
     env: opts.env ?? ((name) => Deno.env.get(name)),
     fetch: opts.fetch ?? fetch,
+    health: new HealthBook(),
+    inflight: new Inflight(),
+    registryStatus: { loadedAt: clock.now() },
     startedAt: clock.now(),
   };
 }
@@ -108,10 +116,23 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     admin_api: ctx.admin.enabled ? "enabled" : "disabled (set ADMIN_KEY)",
     usage_tz: config.usageTz,
   });
+  const stopWatching = (opts.watchConfig ?? !opts.registry)
+    ? watchRegistry(ctx, config.modelsPath)
+    : () => {};
   let stopping: Promise<void> | undefined;
   const shutdown = () =>
     stopping ??= (async () => {
-      await server.shutdown();
+      log.info("shutting down", { in_flight: ctx.inflight.size, grace_ms: config.shutdownGraceMs });
+      stopWatching();
+      const closed = server.shutdown();
+      if (!await ctx.inflight.idle(config.shutdownGraceMs)) {
+        log.warn("grace period over: ending the requests still in flight", {
+          in_flight: ctx.inflight.size,
+        });
+        ctx.inflight.abortAll("the gateway is shutting down");
+        await ctx.inflight.idle(5000);
+      }
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
       ctx.keys.close();
       await ctx.usage.flush();
       if (!opts.kv) ctx.kv.close();

@@ -3,6 +3,8 @@
  * upstream headers come back, and the provider's credential in its own
  * header style.
  */
+import type { ProviderHealth } from "./breaker.ts";
+import type { Context } from "./context.ts";
 import type { Provider } from "./registry.ts";
 
 const HOP_BY_HOP = [
@@ -69,4 +71,158 @@ export function responseHeaders(upstream: Headers): Headers {
 /** True for an SSE response. */
 export function isEventStream(headers: Headers): boolean {
   return headers.get("content-type")?.toLowerCase().includes("text/event-stream") ?? false;
+}
+
+/** The result of sending one request upstream. */
+export type Sent =
+  | { ok: true; res: Response; ttfbMs: number }
+  | { ok: false; timeout: boolean; message: string };
+
+/** One attempt's wire settings. */
+export interface SendOptions {
+  url: string;
+  headers: Headers;
+  body: Uint8Array<ArrayBuffer>;
+  /** Aborts the attempt (client gone, shutdown, timeouts). */
+  controller: AbortController;
+  health: ProviderHealth;
+  /** TCP connect limit, checked when the provider had no success in the last minute (0: off). */
+  connectMs: number;
+  /** Limit for the response headers. */
+  ttfbMs: number;
+}
+
+const PROXY_VARS = [
+  "HTTPS_PROXY",
+  "https_proxy",
+  "HTTP_PROXY",
+  "http_proxy",
+  "ALL_PROXY",
+  "all_proxy",
+];
+const WARM_MS = 60_000;
+
+/**
+ * Checks that a TCP connection to the URL's host opens within `ms`. `fetch`
+ * has no connect timeout of its own, and a blackholed host would otherwise
+ * hang until the first-byte limit; this costs one handshake, only when the
+ * provider has been cold for a minute.
+ */
+async function probeConnect(target: URL, ms: number): Promise<string | undefined> {
+  const port = Number(target.port) || (target.protocol === "https:" ? 443 : 80);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const conn = Deno.connect({ hostname: target.hostname.replace(/^\[|\]$/g, ""), port });
+  try {
+    const c = await Promise.race([
+      conn,
+      new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), ms)),
+    ]);
+    if (!c) {
+      conn.then((late) => late.close(), () => {});
+      return `could not connect to ${target.host} within ${ms / 1000} s`;
+    }
+    c.close();
+    return undefined;
+  } catch (e) {
+    return `could not connect to ${target.host}: ${(e as Error).message}`;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Sends one request upstream and waits for its response headers. */
+export async function send(ctx: Context, o: SendOptions): Promise<Sent> {
+  const t0 = performance.now();
+  if (
+    o.connectMs > 0 && !(o.health.lastSuccessAt && Date.now() - o.health.lastSuccessAt < WARM_MS) &&
+    !PROXY_VARS.some((v) => ctx.env(v))
+  ) {
+    const failed = await probeConnect(new URL(o.url), o.connectMs);
+    if (failed) return { ok: false, timeout: failed.includes("within"), message: failed };
+    if (o.controller.signal.aborted) return { ok: false, timeout: false, message: "aborted" };
+  }
+  let timedOut = false;
+  const wait = Math.max(1, o.ttfbMs - (performance.now() - t0));
+  const timer = setTimeout(() => {
+    timedOut = true;
+    o.controller.abort();
+  }, wait);
+  try {
+    const res = await ctx.fetch(o.url, {
+      method: "POST",
+      headers: o.headers,
+      body: o.body,
+      signal: o.controller.signal,
+      redirect: "manual",
+    });
+    return { ok: true, res, ttfbMs: performance.now() - t0 };
+  } catch (e) {
+    if (timedOut) {
+      return {
+        ok: false,
+        timeout: true,
+        message: `no response within ${Math.round(o.ttfbMs / 1000)} s`,
+      };
+    }
+    return { ok: false, timeout: false, message: (e as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A whole response body, or why it could not be read. */
+export type BodyRead =
+  | { ok: true; bytes: Uint8Array<ArrayBuffer> }
+  | { ok: false; timeout: boolean; message: string };
+
+/** Reads a whole body, failing when it stalls for `idleMs` or passes `deadline` (performance.now()). */
+export async function readBodyWithin(
+  res: Response,
+  idleMs: number,
+  deadline: number,
+  controller: AbortController,
+): Promise<BodyRead> {
+  if (!res.body) return { ok: true, bytes: new Uint8Array(0) };
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    for (;;) {
+      const limit = Math.min(idleMs, deadline - performance.now());
+      const next = await Promise.race([
+        reader.read(),
+        new Promise<"timeout">((resolve) =>
+          timer = setTimeout(() => resolve("timeout"), Math.max(1, limit))
+        ),
+      ]);
+      clearTimeout(timer);
+      if (next === "timeout") {
+        controller.abort();
+        reader.cancel().catch(() => {});
+        return {
+          ok: false,
+          timeout: true,
+          message: `the response stalled for ${Math.round(limit / 1000)} s`,
+        };
+      }
+      if (next.done) break;
+      parts.push(next.value);
+      size += next.value.length;
+    }
+  } catch (e) {
+    return { ok: false, timeout: false, message: (e as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+  if (parts.length === 1 && parts[0].byteOffset === 0 && parts[0].buffer instanceof ArrayBuffer) {
+    return { ok: true, bytes: parts[0] as Uint8Array<ArrayBuffer> };
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return { ok: true, bytes };
 }

@@ -1,0 +1,249 @@
+/**
+ * Process lifecycle: graceful shutdown on SIGTERM with a live stream (the
+ * gateway runs as a subprocess, as in production) and live reload of
+ * models.json (good file, broken file, SIGHUP).
+ */
+import { assert, assertEquals, assertIncludes } from "./assert.ts";
+import { ADMIN_KEY, fakeUpstream, testConfig } from "./helpers.ts";
+import { BucketClock } from "../lib/clock.ts";
+import { KeyStore } from "../lib/keys.ts";
+import { startGateway } from "../lib/server.ts";
+import { UsageStore } from "../lib/usage.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const enc = new TextEncoder();
+
+const START =
+  'event: message_start\ndata: {"type":"message_start","message":{"id":"m1","usage":{"input_tokens":7,"output_tokens":1}}}\n\n';
+const DELTA =
+  'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}\n\n';
+const END =
+  'event: message_delta\ndata: {"type":"message_delta","delta":{},"usage":{"output_tokens":9}}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n';
+
+function slowStream(deltas: number, gapMs: number): Response {
+  let i = 0;
+  return new Response(
+    new ReadableStream({
+      async pull(c) {
+        if (i === 0) {
+          i++;
+          return c.enqueue(enc.encode(START));
+        }
+        await new Promise((r) => setTimeout(r, gapMs));
+        if (i++ <= deltas) return c.enqueue(enc.encode(DELTA));
+        c.enqueue(enc.encode(END));
+        c.close();
+      },
+    }),
+    { headers: { "content-type": "text/event-stream" } },
+  );
+}
+
+function modelsFile(upstream: string, extraRouting: Record<string, string[]> = {}) {
+  return JSON.stringify({
+    providers: {
+      up: { format: "anthropic", base_url: upstream, api_key_env: "UP_KEY" },
+    },
+    routing: { claude: ["up"], ...extraRouting },
+    known_models: [{ id: "claude-test", provider: "up" }],
+  });
+}
+
+interface Child {
+  proc: Deno.ChildProcess;
+  url: string;
+  output: string[];
+}
+
+async function spawnGateway(dir: string, env: Record<string, string>): Promise<Child> {
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--unstable-kv", "--unstable-no-legacy-abort", "-A", MAIN],
+    env: {
+      PORT: "0",
+      HOST: "127.0.0.1",
+      KV_PATH: `${dir}/gw.kv`,
+      MODELS_CONFIG: `${dir}/models.json`,
+      UP_KEY: "upstream-secret",
+      USAGE_FLUSH_MS: "50",
+      ...env,
+    },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const output: string[] = [];
+  const lines = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  let url = "";
+  while (!url) {
+    const { done, value } = await lines.read();
+    if (done) throw new Error("gateway exited before listening: " + output.join("\n"));
+    buf += value;
+    let nl;
+    while ((nl = buf.indexOf("\n")) !== -1) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      output.push(line);
+      const j = JSON.parse(line);
+      if (j.msg === "gateway listening") url = `http://${j.address}`;
+    }
+  }
+  (async () => {
+    for (;;) {
+      const { done, value } = await lines.read();
+      if (done) break;
+      output.push(...value.split("\n").filter(Boolean));
+    }
+  })();
+  return { proc, url, output };
+}
+
+async function prepare(upstream: string) {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/models.json`, modelsFile(upstream));
+  const kv = await Deno.openKv(`${dir}/gw.kv`);
+  const { secret } = await new KeyStore(kv).create({ name: "shutdown-test" });
+  kv.close();
+  return { dir, secret };
+}
+
+async function usageIn(dir: string) {
+  const kv = await Deno.openKv(`${dir}/gw.kv`);
+  try {
+    return await new UsageStore(kv, new BucketClock("UTC"), 0).byTime();
+  } finally {
+    kv.close();
+  }
+}
+
+function streamCall(url: string, secret: string) {
+  return fetch(`${url}/v1/messages`, {
+    method: "POST",
+    headers: { "x-api-key": secret, "content-type": "application/json" },
+    body: JSON.stringify({ model: "claude-test", stream: true }),
+  });
+}
+
+Deno.test("SIGTERM: a live stream finishes within the grace period, usage is written, exit 0", async () => {
+  const up = fakeUpstream(() => slowStream(6, 60));
+  const { dir, secret } = await prepare(up.url);
+  const child = await spawnGateway(dir, { SHUTDOWN_GRACE_MS: "5000" });
+  try {
+    const res = await streamCall(child.url, secret);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = (await reader.read()).value ?? "";
+    child.proc.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 100));
+    const refused = await fetch(`${child.url}/health`).then(() => false, () => true);
+    assert(refused, "no new connections once shutting down");
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    assertEquals(text, START + DELTA.repeat(6) + END, "the stream completed untouched");
+    const status = await child.proc.status;
+    assertEquals(status.code, 0);
+    const rows = await usageIn(dir);
+    assertEquals(rows.length, 1);
+    assertEquals(rows[0].counters.requests, 1);
+    assertEquals(rows[0].counters.output, 9);
+    assertEquals(rows[0].counters.incomplete, 0);
+    assert(child.output.some((l) => l.includes('"gateway stopped"')));
+  } finally {
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SIGTERM: a stream outliving the grace period ends with an error event and counts as incomplete", async () => {
+  const up = fakeUpstream(() => slowStream(100, 50));
+  const { dir, secret } = await prepare(up.url);
+  const child = await spawnGateway(dir, { SHUTDOWN_GRACE_MS: "200" });
+  try {
+    const res = await streamCall(child.url, secret);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = (await reader.read()).value ?? "";
+    child.proc.kill("SIGTERM");
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    assert(text.startsWith(START));
+    assertIncludes(text, "event: error\ndata: ");
+    assertIncludes(text, "shutting down");
+    assertEquals((await child.proc.status).code, 0);
+    const [row] = await usageIn(dir);
+    assertEquals(row.counters.requests, 1);
+    assertEquals(row.counters.incomplete, 1);
+    assertEquals(row.counters.input_uncached, 7, "what was metered before the end is kept");
+  } finally {
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("live reload: a good file applies without restart, a broken one is refused, SIGHUP reloads", async () => {
+  let release: () => void = () => {};
+  const up = fakeUpstream((s) => {
+    const body = JSON.parse(new TextDecoder().decode(s.body));
+    if (body.slow) {
+      return new Promise((r) => release = () => r(Response.json({ type: "message", usage: {} })));
+    }
+    return Response.json({ type: "message", usage: { input_tokens: 1, output_tokens: 1 } });
+  });
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/models.json`;
+  await Deno.writeTextFile(path, modelsFile(up.url));
+  const kv = await Deno.openKv(":memory:");
+  const gw = await startGateway({
+    config: testConfig({ modelsPath: path }),
+    kv,
+    env: (n) => (n === "UP_KEY" ? "k" : undefined),
+    logSink: () => {},
+  });
+  const { secret } = await gw.ctx.keys.create({ name: "reload" });
+  const call = (model: string, extra = {}) =>
+    fetch(`${gw.url}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": secret },
+      body: JSON.stringify({ model, ...extra }),
+    });
+  const waitFor = async (cond: () => boolean) => {
+    for (let i = 0; i < 100 && !cond(); i++) await new Promise((r) => setTimeout(r, 30));
+    assert(cond(), "condition not reached in time");
+  };
+  try {
+    assertEquals((await call("opus-new")).status, 400, "not routed yet");
+    // A request in flight keeps the configuration it started with.
+    const inflight = call("claude-test", { slow: true });
+    await waitFor(() => up.seen.length === 1);
+
+    await Deno.writeTextFile(path, modelsFile(up.url, { opus: ["up"] }));
+    await waitFor(() => gw.ctx.registry.resolve("opus-new") !== null);
+    const routed = await call("opus-new");
+    assertEquals(routed.status, 200);
+    await routed.body?.cancel();
+
+    await Deno.writeTextFile(path, '{"providers": {"up": {"format": "grpc"}}}');
+    await waitFor(() => gw.ctx.registryStatus.error !== undefined);
+    assert(gw.ctx.registry.resolve("opus-new"), "old config stays in force");
+    const st = await fetch(`${gw.url}/admin/models`, { headers: { "x-api-key": ADMIN_KEY } });
+    const j = await st.json();
+    assertIncludes(j.config.last_reload_error.message, "providers.up");
+
+    release();
+    assertEquals((await inflight).status, 200);
+
+    // Fix the file without a watch event reaching us in time: SIGHUP reloads.
+    await Deno.writeTextFile(path, modelsFile(up.url));
+    Deno.kill(Deno.pid, "SIGHUP");
+    await waitFor(() => gw.ctx.registry.resolve("opus-new") === null);
+    assertEquals(gw.ctx.registryStatus.error, undefined);
+  } finally {
+    await gw.shutdown();
+    kv.close();
+    await up.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
