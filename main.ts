@@ -1,21 +1,14 @@
 /**
- * Entry point: read configuration, start the gateway, stop cleanly on
- * SIGINT/SIGTERM. All logic lives in `lib/`.
+ * Entry point of the gateway and its command line (`serve` by default).
+ * All logic lives in `lib/`.
  */
-import { loadConfig } from "./lib/config.ts";
-import { startGateway } from "./lib/server.ts";
+import { runCli } from "./lib/cli.ts";
 
 if (import.meta.main) {
-  try {
-    const gw = await startGateway({ config: loadConfig() });
-    const stop = async () => {
-      await gw.shutdown();
-      Deno.exit(0);
-    };
-    Deno.addSignalListener("SIGINT", stop);
-    Deno.addSignalListener("SIGTERM", stop);
-  } catch (e) {
-    console.error(`gateway: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
+  const status = await runCli(Deno.args, {
+    out: (line) => console.log(line),
+    err: (line) => console.error(line),
+    env: Deno.env.toObject(),
+  });
+  if (status !== null) Deno.exit(status);
 }
