@@ -327,3 +327,11 @@ export function modelsStatus(_req: Request, ctx: Context): Response {
     },
   });
 }
+
+/** `GET /metrics`: Prometheus text; needs the admin key unless `METRICS_PUBLIC=true`. */
+export async function metricsEndpoint(req: Request, ctx: Context): Promise<Response> {
+  if (!ctx.config.metricsPublic) await ctx.admin.check(req.headers, ctx.keys);
+  return new Response(ctx.metrics.render(), {
+    headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+  });
+}

@@ -9,6 +9,7 @@ import type { Config } from "./config.ts";
 import type { Inflight } from "./inflight.ts";
 import type { KeyStore } from "./keys.ts";
 import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
 import type { Registry } from "./registry.ts";
 import type { UsageStore } from "./usage.ts";
 
@@ -28,6 +29,8 @@ export interface Context {
   env: (name: string) => string | undefined;
   /** Upstream fetch. */
   fetch: typeof fetch;
+  /** Prometheus metrics. */
+  metrics: Metrics;
   /** Circuit breakers and health of each provider. */
   health: HealthBook;
   /** Requests in flight (for graceful shutdown). */

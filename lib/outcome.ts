@@ -5,6 +5,7 @@
 import type { Context } from "./context.ts";
 import type { KeyRecord } from "./keys.ts";
 import { type Metered, type Tokens, zeroTokens } from "./metering.ts";
+import type { Pricing } from "./registry.ts";
 import { countersOf } from "./usage.ts";
 
 /** Everything known about a finished request (no secrets, no prompt text). */
@@ -41,11 +42,43 @@ export interface RequestOutcome {
   upstreamMs?: number;
   /** Upstream request id, when it sent one. */
   upstreamRequestId?: string;
+  /** Prices of the model (from the registry the request started with). */
+  pricing?: Pricing;
 }
 
-/** Records the outcome: usage (when it reached an upstream) and one log line. */
+/** Cost in USD of a token record at given prices. */
+export function costOf(t: Tokens, p: Pricing): number {
+  return (t.inputUncached * p.input + t.cacheRead * p.cacheRead + t.cacheWrite * p.cacheWrite +
+    t.output * p.output) / 1e6;
+}
+
+const TOKEN_TYPES = [
+  ["input_uncached", "inputUncached"],
+  ["cache_read", "cacheRead"],
+  ["cache_write", "cacheWrite"],
+  ["output", "output"],
+] as const;
+
+/** Records the outcome: usage (when it reached an upstream), metrics and one log line. */
 export function finishRequest(ctx: Context, o: RequestOutcome): void {
   const tokens: Tokens = o.metered?.tokens ?? zeroTokens();
+  const cost = o.pricing ? costOf(tokens, o.pricing) : undefined;
+  const m = ctx.metrics;
+  const k: Record<string, string> = m.perKey ? { key_id: o.key.id } : {};
+  m.requests.inc({
+    endpoint: o.endpoint,
+    model: o.model,
+    provider: o.provider ?? "none",
+    status_class: `${Math.floor(o.status / 100)}xx`,
+    ...k,
+  });
+  for (const [type, field] of TOKEN_TYPES) {
+    m.tokens.inc({ model: o.model, type, ...k }, tokens[field]);
+  }
+  if (cost) m.cost.inc({ model: o.model, ...k }, cost);
+  if (o.incomplete) m.incomplete.inc({ model: o.model, ...k });
+  m.duration.observe({ endpoint: o.endpoint }, o.durationMs / 1000);
+  if (o.ttfbMs !== undefined) m.ttfb.observe({ endpoint: o.endpoint }, o.ttfbMs / 1000);
   if (o.reachedUpstream) {
     const provider = o.provider ?? "none";
     ctx.usage.record(o.key.id, ctx.clock.now(), [
@@ -73,6 +106,7 @@ export function finishRequest(ctx: Context, o: RequestOutcome): void {
     cache_read: tokens.cacheRead,
     cache_write: tokens.cacheWrite,
     output: tokens.output,
+    cost_usd: cost !== undefined ? Number(cost.toFixed(8)) : null,
     latency_ms: Math.round(o.durationMs),
     ttfb_ms: o.ttfbMs !== undefined ? Math.round(o.ttfbMs) : null,
     upstream_ms: o.upstreamMs !== undefined ? Math.round(o.upstreamMs) : null,

@@ -12,7 +12,6 @@
 import { ulid } from "ulid";
 import { authenticateClient } from "./auth.ts";
 import { inspectBody, readBody } from "./body.ts";
-import type { ProviderHealth } from "./breaker.ts";
 import type { Context } from "./context.ts";
 import type { Active } from "./inflight.ts";
 import { GatewayError } from "./errors.ts";
@@ -123,10 +122,27 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** A breaker failure message for a status. */
-function statusFailure(h: ProviderHealth, policy: Policy, status: number): void {
-  if (status === 429 || status === 409) h.success(Date.now());
-  else h.failure(Date.now(), policy, `HTTP ${status}`, status);
+/** Kinds of failed upstream attempts, as counted in metrics. */
+type FailureKind = "network" | "timeout" | "status" | "stream";
+
+/** Records a failed attempt in the provider's health and in metrics. */
+function attemptFailed(
+  ctx: Context,
+  provider: Provider,
+  kind: FailureKind,
+  message: string,
+  status?: number,
+): void {
+  ctx.metrics.upstreamErrors.inc({ provider: provider.id, kind });
+  // A rate limit or conflict is the provider answering, not failing: it does not trip the breaker.
+  if (status === 429 || status === 409) ctx.health.get(provider.id).success(Date.now());
+  else ctx.health.get(provider.id).failure(Date.now(), provider.policy, message, status);
+}
+
+/** Records a successful attempt (headers arrived in `ms`). */
+function attemptSucceeded(ctx: Context, provider: Provider, ms: number): void {
+  ctx.health.get(provider.id).success(Date.now(), ms);
+  ctx.metrics.upstream.observe({ provider: provider.id }, ms / 1000);
 }
 
 /** Handles one proxied call. `countTokens` selects Anthropic's free token count. */
@@ -160,13 +176,17 @@ export async function proxy(
     retries: 0,
     startedAt,
     durationMs: 0,
+    pricing: registry.pricing(body.model),
   };
   let finished = false;
   let untrack = () => {};
   const done = (status: number, metered: Metered | undefined, extra?: Partial<RequestOutcome>) => {
     if (finished) return;
     finished = true;
-    Object.assign(outcome, { status, metered, durationMs: performance.now() - t0 }, extra);
+    const durationMs = performance.now() - t0;
+    // Responses other than streams go out whole, when the request is done.
+    const ttfbMs = status === 499 ? undefined : durationMs;
+    Object.assign(outcome, { status, metered, durationMs, ttfbMs }, extra);
     finishRequest(ctx, outcome);
     untrack();
   };
@@ -239,7 +259,7 @@ export async function proxy(
         let failure: LastFailure;
         let retryHeaders: Headers | undefined;
         if (!sent.ok) {
-          health.failure(Date.now(), policy, sent.message);
+          attemptFailed(ctx, provider, sent.timeout ? "timeout" : "network", sent.message);
           failure = {
             kind: "error",
             provider: provider.id,
@@ -253,15 +273,16 @@ export async function proxy(
             !RETRYABLE_STATUS.has(res.status) && isEventStream(res.headers) && !countTokens &&
             res.body
           ) {
-            health.success(Date.now(), sent.ttfbMs);
+            attemptSucceeded(ctx, provider, sent.ttfbMs);
             leave();
             return streamResponse(format, res, prepared.stripUsageEvent, {
+              ctx,
+              provider,
               outcome,
               upstreamMs,
               policy,
               totalDeadline,
               controller: current,
-              health,
               done,
               retrack: (a) => {
                 const previous = untrack;
@@ -272,7 +293,7 @@ export async function proxy(
           }
           const read = await readBodyWithin(res, policy.idleMs, totalDeadline, current);
           if (read.ok && !RETRYABLE_STATUS.has(res.status)) {
-            health.success(Date.now(), sent.ttfbMs);
+            attemptSucceeded(ctx, provider, sent.ttfbMs);
             leave();
             return bufferedResponse(
               format,
@@ -285,11 +306,11 @@ export async function proxy(
             );
           }
           if (read.ok) {
-            statusFailure(health, policy, res.status);
+            attemptFailed(ctx, provider, "status", `HTTP ${res.status}`, res.status);
             failure = { kind: "response", provider: provider.id, res, body: read.bytes };
             retryHeaders = res.headers;
           } else {
-            health.failure(Date.now(), policy, read.message);
+            attemptFailed(ctx, provider, read.timeout ? "timeout" : "network", read.message);
             failure = {
               kind: "error",
               provider: provider.id,
@@ -401,12 +422,13 @@ function bufferedResponse(
 }
 
 interface StreamState {
+  ctx: Context;
+  provider: Provider;
   outcome: RequestOutcome;
   upstreamMs: number;
   policy: Policy;
   totalDeadline: number;
   controller: AbortController;
-  health: ProviderHealth;
   done: (status: number, m: Metered | undefined, extra?: Partial<RequestOutcome>) => void;
   /** Swaps the request's in-flight entry for the stream's. */
   retrack: (a: Active) => void;
@@ -440,7 +462,12 @@ function streamResponse(
     onEnd: (m, end, detail) => {
       const metered: Metered = res.ok ? m : { ...m, status: "http_error" };
       if (end === "upstream_error" || end === "idle_timeout" || end === "total_timeout") {
-        s.health.failure(Date.now(), policy, END_ERRORS[end]!);
+        attemptFailed(
+          s.ctx,
+          s.provider,
+          end === "upstream_error" ? "stream" : "timeout",
+          END_ERRORS[end]!,
+        );
       }
       const incomplete = metered.status === "incomplete" || metered.status === "stream_error";
       s.done(res.status, metered, {

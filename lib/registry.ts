@@ -25,12 +25,33 @@ const ProviderSchema = PolicySchema.extend({
   headers: z.record(z.string(), z.string()).default({}),
 }).strip();
 
+const usd = z.number().min(0);
+const PricingSchema = z.strictObject({
+  /** USD per million uncached input tokens. */
+  input: usd,
+  /** USD per million output tokens. */
+  output: usd,
+  /** USD per million cache-read tokens (default: the input price). */
+  cache_read: usd.optional(),
+  /** USD per million cache-write tokens (default: the input price). */
+  cache_write: usd.optional(),
+});
+
 const KnownModelSchema = z.object({
   id: z.string().min(1),
   provider: z.string().min(1),
   owned_by: z.string().optional(),
   display_name: z.string().optional(),
+  pricing: PricingSchema.optional(),
 });
+
+/** Prices of a model, USD per million tokens of each bucket. */
+export interface Pricing {
+  input: number;
+  output: number;
+  cacheRead: number;
+  cacheWrite: number;
+}
 
 const ModelsFileSchema = z.object({
   providers: z.record(z.string().min(1), ProviderSchema).refine(
@@ -66,6 +87,7 @@ export interface KnownModel {
   provider: string;
   ownedBy: string;
   displayName?: string;
+  pricing?: Pricing;
 }
 
 /** How a model id was resolved to its provider chain. */
@@ -116,6 +138,11 @@ export class Registry {
       )
       .sort((a, b) => b.prefix.length - a.prefix.length);
     this.#known = new Map(knownModels.map((m) => [m.id.toLowerCase(), m]));
+  }
+
+  /** Prices of a known model (exact id, any case), when `known_models` gives them. */
+  pricing(model: string): Pricing | undefined {
+    return this.#known.get(model.toLowerCase())?.pricing;
   }
 
   /**
@@ -203,11 +230,18 @@ export function parseRegistry(raw: unknown, source = "models.json"): Registry {
         `${source}: known_models[${i}].provider: unknown provider "${m.provider}"`,
       );
     }
+    const pricing = m.pricing && {
+      input: m.pricing.input,
+      output: m.pricing.output,
+      cacheRead: m.pricing.cache_read ?? m.pricing.input,
+      cacheWrite: m.pricing.cache_write ?? m.pricing.input,
+    };
     return {
       id: m.id,
       provider: m.provider,
       ownedBy: m.owned_by ?? m.provider,
       displayName: m.display_name,
+      pricing,
     };
   });
   return new Registry(providers, routing, knownModels);

@@ -41,6 +41,7 @@ const withAdmin = (h: Handler): Handler => async (req, ctx, url, params) => {
 /** Every route the gateway serves. */
 export const ROUTES: Route[] = [
   { method: "GET", path: "/health", handler: health, surface: "openai" },
+  { method: "GET", path: "/metrics", handler: admin.metricsEndpoint, surface: "admin" },
   {
     method: "POST",
     path: "/v1/messages",

@@ -10,7 +10,9 @@ import type { Config } from "./config.ts";
 import type { Context } from "./context.ts";
 import { Inflight } from "./inflight.ts";
 import { KeyStore } from "./keys.ts";
+import { VERSION } from "./health.ts";
 import { errorMessage, Logger, type Sink } from "./log.ts";
+import { Metrics } from "./metrics.ts";
 import { importLunaFile } from "./luna_import.ts";
 import { loadRegistry, type Registry } from "./registry.ts";
 import { watchRegistry } from "./reload.ts";
@@ -53,7 +55,9 @@ export async function createContext(opts: GatewayOptions): Promise<Context> {
     config.usageFlushMs,
     (e) => log.error("usage write failed; will retry", { error: errorMessage(e) }),
   );
-  return {
+  const metrics = new Metrics(config.metricsPerKey);
+  usage.onCommit = (ms) => metrics.kvWrite.observe({}, ms / 1000);
+  const ctx: Context = {
     config,
     registry: opts.registry ?? await loadRegistry(config.modelsPath),
     kv,
@@ -68,8 +72,69 @@ export async function createContext(opts: GatewayOptions): Promise<Context> {
     health: new HealthBook(),
     inflight: new Inflight(),
     registryStatus: { loadedAt: clock.now() },
+    metrics,
     startedAt: clock.now(),
   };
+  addGauges(ctx);
+  return ctx;
+}
+
+const BREAKER_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
+
+/** Gauges computed from live state at scrape time. */
+function addGauges(ctx: Context): void {
+  const m = ctx.metrics;
+  m.gauge(
+    "gateway_in_flight_requests",
+    "Requests being handled now.",
+    [],
+    () => [[{}, ctx.inflight.size]],
+  );
+  m.gauge(
+    "gateway_open_streams",
+    "Streamed responses being relayed now.",
+    [],
+    () => [[{}, ctx.inflight.streams]],
+  );
+  m.gauge(
+    "gateway_breaker_state",
+    "Circuit breaker per provider: 0 closed, 1 half-open, 2 open.",
+    ["provider"],
+    () =>
+      [...ctx.registry.providers.keys()].map((
+        id,
+      ) => [
+        { provider: id },
+        BREAKER_VALUE[ctx.health.get(id).view(Date.now()).state as keyof typeof BREAKER_VALUE],
+      ]),
+  );
+  m.gauge(
+    "gateway_provider_configured",
+    "1 when the provider's API key is set.",
+    ["provider"],
+    () =>
+      [...ctx.registry.providers.values()].map((p) => [
+        { provider: p.id },
+        !p.apiKeyEnv || ctx.env(p.apiKeyEnv) ? 1 : 0,
+      ]),
+  );
+  m.gauge(
+    "gateway_usage_pending_batches",
+    "Usage batches waiting to be written to KV.",
+    [],
+    () => [[
+      {},
+      ctx.usage.pending,
+    ]],
+  );
+  m.gauge("gateway_uptime_seconds", "Seconds since the gateway started.", [], () => [[
+    {},
+    Math.floor((ctx.clock.now() - ctx.startedAt) / 1000),
+  ]]);
+  m.gauge("gateway_build_info", "Gateway and Deno versions.", ["version", "deno"], () => [[
+    { version: VERSION, deno: Deno.version.deno },
+    1,
+  ]]);
 }
 
 /** A running gateway. */

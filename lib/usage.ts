@@ -123,10 +123,21 @@ export function applyMutations(op: Deno.AtomicOperation, muts: Mutation[]): Deno
 }
 
 /** Deno KV allows 1000 mutations per atomic commit; keep a margin. */
-const MAX_MUTATIONS = 900;
+export const MAX_MUTATIONS = 900;
+/** Deno KV allows 80 KiB of keys per atomic commit; keep a margin. */
+export const MAX_KEY_BYTES = 64 * 1024;
+
+const enc = new TextEncoder();
+
+/** An upper bound of a usage key's encoded size (its JSON is never shorter). */
+export function keyBytes(id: string): number {
+  return enc.encode(id).length;
+}
 
 interface Batch {
   muts: Map<string, Mutation>;
+  /** Sum of {@link keyBytes} over `muts`. */
+  bytes: number;
 }
 
 /** Per-key running totals as read back. */
@@ -176,19 +187,29 @@ export class UsageStore {
     );
     let batch: Batch | undefined = this.#batches[this.#batches.length - 1];
     if (batch) {
-      let added = 0;
-      for (const m of muts) if (!batch.muts.has(JSON.stringify(m.key))) added++;
-      if (batch.muts.size + added > MAX_MUTATIONS) batch = undefined;
+      let added = 0, addedBytes = 0;
+      for (const m of muts) {
+        const id = JSON.stringify(m.key);
+        if (!batch.muts.has(id)) {
+          added++;
+          addedBytes += keyBytes(id);
+        }
+      }
+      if (batch.muts.size + added > MAX_MUTATIONS || batch.bytes + addedBytes > MAX_KEY_BYTES) {
+        batch = undefined;
+      }
     }
     if (!batch) {
-      batch = { muts: new Map() };
+      batch = { muts: new Map(), bytes: 0 };
       this.#batches.push(batch);
     }
     for (const m of muts) {
       const id = JSON.stringify(m.key);
       const prev = batch.muts.get(id);
-      if (!prev) batch.muts.set(id, m);
-      else if (m.op === "sum") prev.value += m.value;
+      if (!prev) {
+        batch.muts.set(id, m);
+        batch.bytes += keyBytes(id);
+      } else if (m.op === "sum") prev.value += m.value;
       else if (m.value > prev.value) prev.value = m.value;
     }
     this.#schedule();
@@ -236,6 +257,11 @@ export class UsageStore {
         }
       }
     }
+  }
+
+  /** Batches waiting to be written. */
+  get pending(): number {
+    return this.#batches.length;
   }
 
   /** True when nothing is waiting to be written. */
