@@ -3,7 +3,7 @@
  * names (see ADMIN_API.md in README), keyed by key id, never by secret.
  * Every call needs the admin secret (`ADMIN_KEY`).
  */
-import { z } from "zod";
+import type { z } from "zod";
 import type { Context } from "./context.ts";
 import { errors, GatewayError } from "./errors.ts";
 import { jsonResponse } from "./formats/format.ts";
@@ -17,14 +17,8 @@ import {
   keyUsage,
   total,
 } from "./reports.ts";
+import { CreateKeyBody } from "./schemas.ts";
 import { type KeyTotals, zeroCounters } from "./usage.ts";
-
-/** Body of `POST /admin/keys`. */
-export const CreateKeyBody = z.strictObject({
-  name: z.string().trim().min(1, "name must not be empty").max(200),
-  allowed_providers: z.array(z.string().min(1)).min(1).nullish(),
-  enabled: z.boolean().optional(),
-});
 
 const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
 

@@ -81,7 +81,11 @@ export class AdminAuth {
       if (diff === 0) return;
     }
     if (secrets.length === 0) {
-      throw new GatewayError(401, "missing_api_key", "missing admin key: send it in x-api-key");
+      throw new GatewayError(
+        401,
+        "missing_api_key",
+        "missing admin key: send it in x-api-key or as Authorization: Bearer <key>",
+      );
     }
     for (const s of secrets) {
       if (await keys.lookup(s)) {

@@ -13,6 +13,7 @@
  * and output are split across its models in proportion to their totals, so
  * day totals, model totals and request counts stay exact. Anything Luna's
  * totals hold beyond its daily history is filed under model `unknown`.
+ * Usage Luna kept only per day (no hourly entry) is placed at its local noon.
  */
 import { z } from "zod";
 import type { BucketClock } from "./clock.ts";
@@ -20,6 +21,9 @@ import { type KeyStore, sha256Hex } from "./keys.ts";
 import {
   applyMutations,
   type Counters,
+  keyBytes,
+  MAX_KEY_BYTES,
+  MAX_MUTATIONS,
   type UsageEntry,
   usageMutations,
   zeroCounters,
@@ -140,6 +144,9 @@ export function lunaPieces(usage: LunaUsage, createdMs: number): Piece[] {
     const d = usage.daily[day];
     const dayStart = toMs(day);
     if (dayStart === undefined || !/^\d{4}-\d{2}-\d{2}$/.test(day)) continue;
+    // Usage known only by day goes to Luna's local noon: its midnight is the
+    // previous date in UTC and every zone west of UTC+8.
+    const dayNoon = dayStart + 12 * 3600_000;
     const models = Object.entries(d.by_model);
     const totals = models.map(([, u]) => u.total);
     const modelSum = totals.reduce((a, b) => a + b, 0);
@@ -159,11 +166,14 @@ export function lunaPieces(usage: LunaUsage, createdMs: number): Piece[] {
       const hr = hours.map(([, bm]) => bm[model]?.requests ?? 0);
       const useHours = hw.some((w) => w > 0) || hr.some((r) => r > 0);
       if (!useHours) {
-        pieces.push({ at: dayStart, model, input, output, requests: u.requests });
+        pieces.push({ at: dayNoon, model, input, output, requests: u.requests });
         return;
       }
-      const hIn = apportion(input, hw.some((w) => w > 0) ? hw : hr);
-      const hOut = apportion(output, hw.some((w) => w > 0) ? hw : hr);
+      // Split the model's total over its hours first, then each hour's total into
+      // input and output, so Luna's per-hour totals stay exact.
+      const hTot = apportion(u.total, hw.some((w) => w > 0) ? hw : hr);
+      const hIn = apportion(input, hTot);
+      const hOut = hTot.map((t, k) => t - hIn[k]);
       const reqSum = hr.reduce((a, b) => a + b, 0);
       const hReq = reqSum === u.requests
         ? hr
@@ -187,7 +197,7 @@ export function lunaPieces(usage: LunaUsage, createdMs: number): Piece[] {
       requests: Math.max(0, d.requests - modelReq),
     };
     if (rest.input || rest.output || rest.requests) {
-      pieces.push({ at: dayStart, model: UNKNOWN_MODEL, ...rest });
+      pieces.push({ at: dayNoon, model: UNKNOWN_MODEL, ...rest });
     }
   }
   for (const p of pieces) {
@@ -222,6 +232,28 @@ function entriesOf(keyId: string, pieces: Piece[], clock: BucketClock): UsageEnt
     c.requests += p.requests;
   }
   return [...merged.values()];
+}
+
+/**
+ * Rows in deterministic batches that each fit one atomic commit (KV's limits on
+ * mutations and on total key size), with room for a marker and `last_used`.
+ */
+function batchRows(rows: UsageEntry[]): UsageEntry[][] {
+  const batches: UsageEntry[][] = [[]];
+  let n = 0, bytes = 0;
+  for (const row of rows) {
+    const muts = usageMutations([row]);
+    const b = muts.reduce((a, m) => a + keyBytes(JSON.stringify(m.key)), 0);
+    const cur = batches[batches.length - 1];
+    if (cur.length > 0 && (n + muts.length > MAX_MUTATIONS || bytes + b > MAX_KEY_BYTES)) {
+      batches.push([]);
+      n = bytes = 0;
+    }
+    batches[batches.length - 1].push(row);
+    n += muts.length;
+    bytes += b;
+  }
+  return batches;
 }
 
 /** Outcome of an import. */
@@ -279,11 +311,7 @@ export async function importLunaKeys(
     const usage = entry.usage ?? Usage.parse({});
     const pieces = lunaPieces(usage, created ? Date.parse(created) : Date.now());
     const lastUsed = toMs(usage.last_used);
-    const all = entriesOf(id, pieces, clock);
-    // A row is at most 3 counters x 3 layouts = 9 mutations; 90 rows stay under KV's 1000.
-    const batches: UsageEntry[][] = [];
-    for (let i = 0; i < all.length; i += 90) batches.push(all.slice(i, i + 90));
-    if (batches.length === 0) batches.push([]);
+    const batches = batchRows(entriesOf(id, pieces, clock));
     for (const [b, rows] of batches.entries()) {
       const last = b === 0 && lastUsed !== undefined ? new Map([[id, lastUsed]]) : undefined;
       const marker = ["luna_import", hash, b];

@@ -11,6 +11,7 @@ import { openai } from "./formats/openai.ts";
 import { health } from "./health.ts";
 import { errorMessage } from "./log.ts";
 import { getModel, listModels, wantsAnthropic } from "./models_list.ts";
+import { openapiEndpoint } from "./openapi.ts";
 import { proxy } from "./proxy.ts";
 
 /** A route handler: a plain function over Web Request/Response. */
@@ -42,6 +43,7 @@ const withAdmin = (h: Handler): Handler => async (req, ctx, url, params) => {
 export const ROUTES: Route[] = [
   { method: "GET", path: "/health", handler: health, surface: "openai" },
   { method: "GET", path: "/metrics", handler: admin.metricsEndpoint, surface: "admin" },
+  { method: "GET", path: "/openapi.json", handler: openapiEndpoint, surface: "openai" },
   {
     method: "POST",
     path: "/v1/messages",
@@ -128,7 +130,11 @@ function match(parts: string[], path: string[]): Record<string, string> | undefi
   for (let i = 0; i < parts.length; i++) {
     if (parts[i].startsWith(":")) {
       if (path[i] === "") return undefined;
-      params[parts[i].slice(1)] = decodeURIComponent(path[i]);
+      try {
+        params[parts[i].slice(1)] = decodeURIComponent(path[i]);
+      } catch {
+        return undefined; // malformed percent-encoding: no route matches
+      }
     } else if (parts[i] !== path[i]) return undefined;
   }
   return params;

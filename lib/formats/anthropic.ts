@@ -129,12 +129,14 @@ class AnthropicStreamMeter implements StreamMeter {
     }
     if (type !== "message_start" && type !== "message_delta" && type !== "error") return;
     const j = tryParse(data);
-    if (!isObject(j)) return;
     if (type === "error") {
-      const err = j.error;
+      // An error event ends the stream even when its data is not JSON (an
+      // intermediary's text), as the SDKs treat it.
+      const err = isObject(j) ? j.error : undefined;
       this.#errorType = isObject(err) && typeof err.type === "string" ? err.type : "error";
       return;
     }
+    if (!isObject(j)) return;
     if (type === "message_start") {
       const msg = isObject(j.message) ? j.message : {};
       const id = typeof msg.id === "string" ? msg.id : undefined;

@@ -79,12 +79,31 @@ function errorTypeOf(j: Record<string, unknown>): string | undefined {
 // Only chunks whose text holds a usage object or an error key are parsed.
 const USAGE_OBJECT_RE = /"usage"\s*:\s*\{/;
 
+/**
+ * True when a chunk carrying usage is one that ends the response: the
+ * usage-only chunk (no or empty `choices`) or a finish chunk (DeepSeek, GLM,
+ * Moonshot). Usage on other chunks (Gemini repeats it, some proxies send
+ * placeholders) may still change.
+ */
+function endsResponse(j: Record<string, unknown>): boolean {
+  if (!Array.isArray(j.choices) || j.choices.length === 0) return true;
+  return j.choices.some((c) =>
+    isObject(c) && typeof c.finish_reason === "string" && c.finish_reason !== ""
+  );
+}
+
 class OpenAIStreamMeter implements StreamMeter {
   #last?: Record<string, unknown>;
+  /** The last usage seen came on a chunk that ends the response. */
+  #final = false;
+  #done = false;
   #errorType?: string;
 
   event(name: string | undefined, data: string): void {
-    if (data.charCodeAt(0) === 91 /* [ */ && data.startsWith("[DONE]")) return;
+    if (data.charCodeAt(0) === 91 /* [ */ && data.startsWith("[DONE]")) {
+      this.#done = true;
+      return;
+    }
     const isError = name === "error";
     if (!isError && !USAGE_OBJECT_RE.test(data) && !data.includes('"error"')) return;
     const j = tryParse(data);
@@ -95,12 +114,18 @@ class OpenAIStreamMeter implements StreamMeter {
     const err = errorTypeOf(j);
     if (err || isError) this.#errorType = err ?? "error";
     const u = usageOf(j);
-    if (u) this.#last = u;
+    if (u) {
+      this.#last = u;
+      this.#final = endsResponse(j);
+    }
   }
 
   end(): Metered {
     const tokens = this.#last ? openaiTokens(this.#last) : zeroTokens();
-    const status = this.#errorType ? "stream_error" : this.#last ? "ok" : "incomplete";
+    // Without `[DONE]`, usage counts as final only if it came on a chunk that
+    // ends the response; a stream cut after per-chunk usage is incomplete.
+    const complete = this.#last && (this.#done || this.#final);
+    const status = this.#errorType ? "stream_error" : complete ? "ok" : "incomplete";
     return { status, tokens, extra: [], usageSeen: !!this.#last, errorType: this.#errorType };
   }
 }

@@ -1,0 +1,277 @@
+/**
+ * `GET /openapi.json`: an OpenAPI 3.1 description of the gateway's own
+ * endpoints, generated from the zod schemas in `schemas.ts`. The proxy
+ * endpoints are described by reference to their upstream formats; the admin
+ * API in full.
+ */
+import { z } from "zod";
+import type { Context } from "./context.ts";
+import { jsonResponse } from "./formats/format.ts";
+import { VERSION } from "./health.ts";
+import { registry } from "./schemas.ts";
+
+const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
+const json = (id: string) => ({ "application/json": { schema: ref(id) } });
+
+function components() {
+  const { schemas } = z.toJSONSchema(registry, {
+    uri: (id) => `#/components/schemas/${id}`,
+    io: "output",
+  });
+  const out: Record<string, unknown> = {};
+  for (const [id, schema] of Object.entries(schemas)) {
+    const { $schema: _s, $id: _i, ...rest } = schema as Record<string, unknown>;
+    out[id] = rest;
+  }
+  return out;
+}
+
+const adminErrors = {
+  "400": { description: "bad request body or query", content: json("AdminError") },
+  "401": { description: "missing or unknown admin key", content: json("AdminError") },
+  "403": { description: "a client key, not the admin key", content: json("AdminError") },
+  "503": { description: "the admin API is disabled: set ADMIN_KEY", content: json("AdminError") },
+};
+
+function adminOp(summary: string, ok: string, extra: Record<string, unknown> = {}) {
+  return {
+    tags: ["admin"],
+    summary,
+    security: [{ adminKey: [] }, { bearer: [] }],
+    responses: { "200": { description: "OK", content: json(ok) }, ...adminErrors },
+    ...extra,
+  };
+}
+
+const idParam = {
+  name: "id",
+  in: "path",
+  required: true,
+  description: "key id (from GET /admin/keys), never the secret",
+  schema: { type: "string" },
+};
+const dateParam = (name: string, description: string) => ({
+  name,
+  in: "query",
+  required: false,
+  description,
+  schema: { type: "string", pattern: "^\\d{4}-\\d{2}-\\d{2}$" },
+});
+
+const proxyBody = {
+  required: true,
+  content: {
+    "application/json": {
+      schema: {
+        type: "object",
+        required: ["model"],
+        properties: {
+          model: { type: "string", description: "routes the request (see models.json)" },
+          stream: { type: "boolean" },
+        },
+        additionalProperties: true,
+      },
+    },
+  },
+};
+
+function proxyOp(summary: string, docs: string, errorSchema: string, description: string) {
+  return {
+    tags: ["proxy"],
+    summary,
+    description,
+    externalDocs: { description: "upstream API reference", url: docs },
+    security: [{ clientKey: [] }, { bearer: [] }],
+    requestBody: proxyBody,
+    responses: {
+      "200": {
+        description:
+          "the upstream's response, unchanged (JSON, or text/event-stream when streaming)",
+        content: { "application/json": {}, "text/event-stream": {} },
+      },
+      default: {
+        description:
+          "upstream errors pass through with their status and body; errors the gateway raises (400, 401, 403, 404, 405, 413, 502, 503, 504) use this shape",
+        content: json(errorSchema),
+      },
+    },
+  };
+}
+
+/** The OpenAPI document. */
+export function openapiDocument() {
+  const anthropicDocs = "https://docs.anthropic.com/en/api/messages";
+  const openaiDocs = "https://platform.openai.com/docs/api-reference/chat/create";
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "LLM API gateway",
+      version: VERSION,
+      description:
+        "Routes Anthropic Messages and OpenAI Chat Completions requests by model, passes them through unchanged, and meters tokens per key, day, hour and model.",
+    },
+    components: {
+      securitySchemes: {
+        clientKey: {
+          type: "apiKey",
+          in: "header",
+          name: "x-api-key",
+          description: "a gateway key",
+        },
+        adminKey: { type: "apiKey", in: "header", name: "x-api-key", description: "ADMIN_KEY" },
+        bearer: { type: "http", scheme: "bearer" },
+      },
+      schemas: components(),
+    },
+    paths: {
+      "/v1/messages": {
+        post: proxyOp(
+          "Anthropic Messages",
+          anthropicDocs,
+          "AnthropicError",
+          "Anthropic Messages API, passed through to the provider serving `model`. Query strings (e.g. ?beta=true) are forwarded.",
+        ),
+      },
+      "/v1/messages/count_tokens": {
+        post: proxyOp(
+          "Anthropic token counting (free: recorded with zero tokens)",
+          "https://docs.anthropic.com/en/api/messages-count-tokens",
+          "AnthropicError",
+          "Anthropic's count_tokens, passed through.",
+        ),
+      },
+      "/v1/chat/completions": {
+        post: proxyOp(
+          "OpenAI Chat Completions",
+          openaiDocs,
+          "OpenAIError",
+          "OpenAI Chat Completions (and compatible APIs), passed through. Streaming requests get stream_options.include_usage upstream; the usage-only event is removed when the client did not ask for it.",
+        ),
+      },
+      "/v1/models": {
+        get: {
+          tags: ["proxy"],
+          summary: "Models the calling key can reach",
+          description:
+            "OpenAI's list shape, or Anthropic's (Anthropic-format models only) when the request carries anthropic-version.",
+          security: [{ clientKey: [] }, { bearer: [] }],
+          parameters: [
+            { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 1000 } },
+            { name: "after_id", in: "query", schema: { type: "string" } },
+            { name: "before_id", in: "query", schema: { type: "string" } },
+          ],
+          responses: {
+            "200": {
+              description: "OK",
+              content: {
+                "application/json": {
+                  schema: { oneOf: [ref("OpenAIModelList"), ref("AnthropicModelList")] },
+                },
+              },
+            },
+          },
+        },
+      },
+      "/v1/models/{id}": {
+        get: {
+          tags: ["proxy"],
+          summary: "One model the calling key can reach",
+          security: [{ clientKey: [] }, { bearer: [] }],
+          parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
+          responses: {
+            "200": { description: "OK" },
+            "404": { description: "not reachable with this key" },
+          },
+        },
+      },
+      "/health": {
+        get: {
+          tags: ["operations"],
+          summary: "Health (no auth); 503 when KV does not answer",
+          responses: {
+            "200": { description: "healthy", content: json("Health") },
+            "503": { description: "degraded", content: json("Health") },
+          },
+        },
+      },
+      "/metrics": {
+        get: {
+          tags: ["operations"],
+          summary: "Prometheus metrics (admin key unless METRICS_PUBLIC=true)",
+          security: [{ adminKey: [] }, { bearer: [] }, {}],
+          responses: {
+            "200": { description: "text exposition format", content: { "text/plain": {} } },
+          },
+        },
+      },
+      "/openapi.json": {
+        get: {
+          tags: ["operations"],
+          summary: "This document",
+          responses: { "200": { description: "OK" } },
+        },
+      },
+      "/admin/keys": {
+        get: adminOp("List keys (never secrets)", "KeyList"),
+        post: {
+          ...adminOp("Create a key; the secret is in this response only", "CreatedKey"),
+          requestBody: { required: true, content: json("CreateKeyBody") },
+          responses: {
+            "201": { description: "created", content: json("CreatedKey") },
+            ...adminErrors,
+          },
+        },
+      },
+      "/admin/keys/{id}": {
+        get: adminOp("One key with its totals", "KeyView", { parameters: [idParam] }),
+        delete: adminOp("Delete a key (usage history is kept)", "KeyStatus", {
+          parameters: [idParam],
+        }),
+      },
+      "/admin/keys/{id}/usage": {
+        get: adminOp("A key's usage: daily, hourly, by model", "KeyUsage", {
+          parameters: [
+            idParam,
+            dateParam("date", "one day"),
+            dateParam("from", "first day"),
+            dateParam("to", "last day"),
+          ],
+        }),
+      },
+      "/admin/keys/{id}/enable": {
+        post: adminOp("Enable a key", "KeyStatus", { parameters: [idParam] }),
+      },
+      "/admin/keys/{id}/disable": {
+        post: adminOp("Disable a key (effective at once)", "KeyStatus", { parameters: [idParam] }),
+      },
+      "/admin/keys/{id}/rotate": {
+        post: adminOp("New secret for a key; the old one stops working", "RotatedKey", {
+          parameters: [idParam],
+        }),
+      },
+      "/admin/usage": { get: adminOp("Usage totals", "UsageSummary") },
+      "/admin/usage/daily": {
+        get: adminOp("Usage by day (all days, one date, or from/to)", "DailyReport", {
+          parameters: [
+            dateParam("date", "one day"),
+            dateParam("from", "first day"),
+            dateParam("to", "last day"),
+          ],
+        }),
+      },
+      "/admin/usage/hourly": {
+        get: adminOp("Usage by hour of one day (default today in USAGE_TZ)", "HourlyReport", {
+          parameters: [dateParam("date", "the day")],
+        }),
+      },
+      "/admin/models": {
+        get: adminOp("Providers with key and health status, models, routing", "ModelsStatus"),
+      },
+    },
+  };
+}
+
+/** `GET /openapi.json` (no auth: it holds no secrets). */
+export function openapiEndpoint(_req: Request, _ctx: Context): Response {
+  return jsonResponse(200, openapiDocument());
+}

@@ -1,0 +1,303 @@
+/**
+ * The gateway's own wire shapes as zod schemas: the admin request bodies
+ * (validated with them) and every response of the gateway's own endpoints.
+ * `GET /openapi.json` is generated from these, and the tests check real
+ * responses against them, so the documentation cannot drift.
+ */
+import { z } from "zod";
+
+/** Schemas that get a name in the OpenAPI document. */
+export const registry = z.registry<{ id: string }>();
+
+function named<T extends z.ZodType>(id: string, schema: T): T {
+  registry.add(schema, { id });
+  return schema;
+}
+
+const count = z.number().int().min(0);
+const isoTime = z.string().describe("ISO 8601 time");
+
+/** Body of `POST /admin/keys`. */
+export const CreateKeyBody = named(
+  "CreateKeyBody",
+  z.strictObject({
+    name: z.string().trim().min(1, "name must not be empty").max(200).describe("display name"),
+    allowed_providers: z.array(z.string().min(1)).min(1).nullish().describe(
+      "provider ids this key may use; omitted or null: all",
+    ),
+    enabled: z.boolean().optional().describe("default true"),
+  }),
+);
+
+/** Error body of every admin call: Luna's `detail` plus a structured error. */
+export const AdminError = named(
+  "AdminError",
+  z.object({
+    detail: z.string(),
+    error: z.object({ message: z.string(), type: z.string(), code: z.string() }),
+  }),
+);
+
+/** Anthropic's error shape (gateway errors on `/v1/messages*`). */
+export const AnthropicError = named(
+  "AnthropicError",
+  z.object({
+    type: z.literal("error"),
+    error: z.object({ type: z.string(), message: z.string() }),
+  }),
+);
+
+/** OpenAI's error shape (gateway errors on other paths). */
+export const OpenAIError = named(
+  "OpenAIError",
+  z.object({
+    error: z.object({
+      message: z.string(),
+      type: z.string(),
+      param: z.null(),
+      code: z.string().nullable(),
+    }),
+  }),
+);
+
+const bucketFields = {
+  input_uncached: count.describe("prompt tokens neither read from nor written to a cache"),
+  cache_read: count,
+  cache_write: count,
+  failed: count.describe("requests that failed"),
+  incomplete: count.describe("requests whose usage is a lower bound"),
+  web_search_requests: count,
+  web_fetch_requests: count,
+};
+
+/** Per-model figures; `total` = `input` + `output`, `input` = the whole prompt. */
+export const ModelStats = named(
+  "ModelStats",
+  z.object({
+    total: count,
+    requests: count,
+    input: count,
+    output: count,
+    input_uncached: count,
+    cache_read: count,
+    cache_write: count,
+    failed: count,
+    incomplete: count,
+  }),
+);
+
+const byModel = z.record(z.string(), ModelStats).describe("by model, sorted by total descending");
+
+/** A key as listed (never the secret). */
+export const KeyView = named(
+  "KeyView",
+  z.object({
+    id: z.string().describe("ULID; key routes take this id"),
+    key: z.string().describe("the secret, masked"),
+    name: z.string(),
+    enabled: z.boolean(),
+    created: isoTime,
+    allowed_providers: z.array(z.string()).nullable(),
+    source: z.enum(["gateway", "luna"]),
+    total_input: count.describe("whole prompt: input_uncached + cache_read + cache_write"),
+    total_output: count,
+    total_requests: count,
+    last_used: isoTime.nullable(),
+    ...bucketFields,
+  }),
+);
+
+/** `GET /admin/keys` */
+export const KeyList = named("KeyList", z.object({ keys: z.array(KeyView) }));
+
+/** `POST /admin/keys`: the key and its secret, shown once. */
+export const CreatedKey = named(
+  "CreatedKey",
+  KeyView.extend({ api_key: z.string().describe("the secret: shown only in this response") }),
+);
+
+/** `POST /admin/keys/{id}/rotate` */
+export const RotatedKey = named(
+  "RotatedKey",
+  CreatedKey.extend({ status: z.literal("rotated") }),
+);
+
+/** Enable, disable, delete. */
+export const KeyStatus = named(
+  "KeyStatus",
+  z.object({
+    status: z.enum(["enabled", "disabled", "deleted"]),
+    name: z.string(),
+    id: z.string(),
+  }),
+);
+
+const period = z.object({
+  input: count,
+  output: count,
+  requests: count,
+  ...bucketFields,
+  by_model: byModel,
+});
+
+/** `GET /admin/keys/{id}/usage` */
+export const KeyUsage = named(
+  "KeyUsage",
+  z.object({
+    id: z.string(),
+    name: z.string(),
+    enabled: z.boolean(),
+    usage: z.object({
+      total_input: count,
+      total_output: count,
+      total_requests: count,
+      last_used: isoTime.nullable(),
+      ...bucketFields,
+      daily: z.record(z.string(), period).describe("by YYYY-MM-DD in USAGE_TZ"),
+      hourly: z.record(z.string(), period).describe('by "YYYY-MM-DD HH:00" in USAGE_TZ'),
+      total_by_model: byModel,
+    }),
+  }),
+);
+
+/** `GET /admin/usage` */
+export const UsageSummary = named(
+  "UsageSummary",
+  z.object({
+    total_input_tokens: count,
+    total_output_tokens: count,
+    total_requests: count,
+    total_keys: count,
+    active_keys: count,
+    ...bucketFields,
+  }),
+);
+
+const byTenant = z.record(z.string(), byModel).describe("by key name, then model");
+
+/** `GET /admin/usage/daily` */
+export const DailyReport = named(
+  "DailyReport",
+  z.object({
+    days: z.array(z.object({
+      date: z.string(),
+      total_input: count,
+      total_output: count,
+      total_requests: count,
+      ...bucketFields,
+      by_model: byModel,
+      by_tenant: byTenant,
+      keys: z.array(z.object({
+        id: z.string(),
+        name: z.string(),
+        input: count,
+        output: count,
+        requests: count,
+        ...bucketFields,
+        by_model: byModel,
+      })),
+    })),
+  }),
+);
+
+/** `GET /admin/usage/hourly` */
+export const HourlyReport = named(
+  "HourlyReport",
+  z.object({
+    date: z.string(),
+    time_zone: z.string(),
+    hours: z.array(z.object({
+      hour: z.string().describe('"YYYY-MM-DD HH:00"'),
+      total_input: count,
+      total_output: count,
+      total_requests: count,
+      ...bucketFields,
+      by_model: byModel,
+      by_tenant: byTenant,
+    })),
+  }),
+);
+
+/** `GET /admin/models` */
+export const ModelsStatus = named(
+  "ModelsStatus",
+  z.object({
+    providers: z.array(z.object({
+      id: z.string(),
+      name: z.string(),
+      format: z.enum(["anthropic", "openai"]),
+      base_url: z.string(),
+      api_key_env: z.string().nullable(),
+      has_api_key: z.boolean(),
+      model_prefixes: z.array(z.string()),
+      breaker: z.object({
+        state: z.enum(["closed", "open", "half_open"]),
+        consecutive_failures: count,
+        open_until: isoTime.nullable(),
+      }),
+      last_success: isoTime.nullable(),
+      recent_error: z.object({ message: z.string(), status: z.number().nullable(), at: isoTime })
+        .nullable(),
+      latency_ms: z.number().nullable().describe("EWMA of time to response headers"),
+      requests: count,
+      failures: count,
+      policy: z.record(z.string(), z.union([z.number(), z.string()])).describe(
+        "timeouts, retries, breaker and disconnect settings in force",
+      ),
+    })),
+    known_models: z.array(z.object({ id: z.string(), provider: z.string(), owned_by: z.string() })),
+    routing: z.record(z.string(), z.array(z.string())),
+    config: z.object({
+      path: z.string(),
+      loaded_at: isoTime,
+      last_reload_error: z.object({ message: z.string(), at: isoTime }).nullable(),
+    }),
+  }),
+);
+
+/** `GET /health` */
+export const Health = named(
+  "Health",
+  z.object({
+    status: z.enum(["ok", "degraded"]),
+    providers: z.array(z.string()),
+    models: z.array(z.string()),
+    total_providers: count,
+    total_models: count,
+    configured_providers: z.array(z.string()),
+    kv: z.enum(["ok", "unavailable"]),
+    admin_api: z.boolean(),
+    version: z.string(),
+    uptime_s: count,
+  }),
+);
+
+/** `GET /v1/models` in OpenAI's shape. */
+export const OpenAIModelList = named(
+  "OpenAIModelList",
+  z.object({
+    object: z.literal("list"),
+    data: z.array(z.object({
+      id: z.string(),
+      object: z.literal("model"),
+      created: z.number(),
+      owned_by: z.string(),
+    })),
+  }),
+);
+
+/** `GET /v1/models` in Anthropic's shape (with `anthropic-version`). */
+export const AnthropicModelList = named(
+  "AnthropicModelList",
+  z.object({
+    data: z.array(z.object({
+      type: z.literal("model"),
+      id: z.string(),
+      display_name: z.string(),
+      created_at: isoTime,
+    })),
+    has_more: z.boolean(),
+    first_id: z.string().nullable(),
+    last_id: z.string().nullable(),
+  }),
+);

@@ -1,0 +1,276 @@
+/**
+ * Byte-level JSON editing of request bodies: the OpenAI format's
+ * `prepareBody` asks for `stream_options.include_usage` on streams and must
+ * leave every other byte alone; plus the `json_scan` helpers it is built on.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { openai } from "../lib/formats/openai.ts";
+import { anthropic } from "../lib/formats/anthropic.ts";
+import { findMember, isEmptyObject, spliceBytes } from "../lib/json_scan.ts";
+import { parseRegistry, type Provider } from "../lib/registry.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+const registry = parseRegistry({
+  providers: {
+    openai: { format: "openai", base_url: "https://api.openai.example/v1" },
+    bytez: { format: "openai", base_url: "https://bytez.example/v1", stream_usage: false },
+    anthropic: { format: "anthropic", base_url: "https://api.anthropic.example/v1" },
+  },
+});
+const provider = (id: string): Provider => {
+  const p = registry.providers.get(id);
+  assert(p, id);
+  return p;
+};
+const OPENAI = provider("openai");
+
+/** Runs `prepareBody` on `text`; returns the edited text and the strip flag. */
+function prepare(text: string, p: Provider = OPENAI, format = openai) {
+  const raw = enc.encode(text);
+  const out = format.prepareBody(raw, JSON.parse(text), p);
+  return { text: dec.decode(out.bytes), strip: out.stripUsageEvent, same: out.bytes === raw };
+}
+
+/**
+ * Asserts the edit gives exactly `expected`, that it parses with
+ * `include_usage: true`, and that nothing else in the parsed body changed.
+ */
+function assertInjected(text: string, expected: string): void {
+  const r = prepare(text);
+  assertEquals(r.text, expected);
+  assertEquals(r.strip, true, "the client did not ask for usage: strip the injected event");
+  const before = JSON.parse(text);
+  const after = JSON.parse(r.text);
+  assertEquals(after.stream_options.include_usage, true);
+  const { stream_options: so1, ...rest1 } = before;
+  const { stream_options: so2, ...rest2 } = after;
+  assertEquals(rest2, rest1, "members other than stream_options are unchanged");
+  if (so1 !== null && typeof so1 === "object") {
+    const { include_usage: _a, ...o1 } = so1;
+    const { include_usage: _b, ...o2 } = so2;
+    assertEquals(o2, o1, "other stream_options members are kept");
+  }
+}
+
+function assertUnchanged(text: string, p: Provider = OPENAI): void {
+  const r = prepare(text, p);
+  assertEquals(r.text, text);
+  assert(r.same, "an unchanged body is forwarded as the very same bytes");
+  assertEquals(r.strip, false);
+}
+
+const INJECT = '"stream_options":{"include_usage":true}';
+
+Deno.test("prepareBody: no stream_options: member inserted right after the opening brace", () => {
+  assertInjected(
+    '{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}',
+    `{${INJECT},"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`,
+  );
+});
+
+Deno.test("prepareBody: whitespace before the first key and around the body is kept", () => {
+  const body = '{\n  "model": "gpt-4o",\n  "stream": true,\n  "messages": []\n}\n';
+  assertInjected(
+    body,
+    `{${INJECT},\n  "model": "gpt-4o",\n  "stream": true,\n  "messages": []\n}\n`,
+  );
+  assertInjected(`  \r\n\t${body}`, `  \r\n\t{${INJECT},${body.slice(1)}`);
+});
+
+Deno.test("prepareBody: every other byte is identical, unicode and escapes included", () => {
+  const content = 'é 👋 你好 \\u00e9 \\" \\\\ {not: \\"json\\"} } { \\"stream_options\\": null \\n';
+  const text = `{ "messages": [{"role": "user", "content": "${content}"}],` +
+    ` "model": "gpt-4o", "stream": true, "tools": [{"type": "function"}] }`;
+  const raw = enc.encode(text);
+  const out = openai.prepareBody(raw, JSON.parse(text), OPENAI);
+  const member = enc.encode(`${INJECT},`);
+  assertEquals(out.bytes.length, raw.length + member.length);
+  assertEquals([...out.bytes.subarray(0, 1)], [...raw.subarray(0, 1)]);
+  assertEquals([...out.bytes.subarray(1, 1 + member.length)], [...member]);
+  assertEquals([...out.bytes.subarray(1 + member.length)], [...raw.subarray(1)]);
+  assertEquals(
+    JSON.parse(dec.decode(out.bytes)).messages[0].content,
+    JSON.parse(text).messages[0].content,
+  );
+  assertInjected(text, `{${INJECT},${text.slice(1)}`);
+});
+
+Deno.test("prepareBody: an existing stream_options object gains include_usage", () => {
+  assertInjected(
+    '{"model":"m","stream":true,"stream_options":{"include_obfuscation":false}}',
+    '{"model":"m","stream":true,"stream_options":{"include_usage":true,"include_obfuscation":false}}',
+  );
+  assertInjected(
+    '{"model":"m","stream":true,"stream_options" : {\n  "include_obfuscation" : false\n}}',
+    '{"model":"m","stream":true,"stream_options" : {"include_usage":true,\n  "include_obfuscation" : false\n}}',
+  );
+});
+
+Deno.test("prepareBody: empty stream_options object", () => {
+  assertInjected(
+    '{"model":"m","stream":true,"stream_options":{}}',
+    '{"model":"m","stream":true,"stream_options":{"include_usage":true}}',
+  );
+  assertInjected(
+    '{"model":"m","stream":true,"stream_options":{ \n }}',
+    '{"model":"m","stream":true,"stream_options":{"include_usage":true \n }}',
+  );
+});
+
+Deno.test("prepareBody: include_usage false or null becomes true (and the event is stripped)", () => {
+  assertInjected(
+    '{"stream":true,"stream_options":{"include_usage":false,"include_obfuscation":true},"model":"m"}',
+    '{"stream":true,"stream_options":{"include_usage":true,"include_obfuscation":true},"model":"m"}',
+  );
+  assertInjected(
+    '{"stream":true,"stream_options":{ "include_usage" : null },"model":"m"}',
+    '{"stream":true,"stream_options":{ "include_usage" : true },"model":"m"}',
+  );
+});
+
+Deno.test("prepareBody: stream_options null is replaced by an object", () => {
+  assertInjected(
+    '{"model":"m","stream":true,"stream_options":null,"n":2}',
+    '{"model":"m","stream":true,"stream_options":{"include_usage":true},"n":2}',
+  );
+  assertInjected(
+    '{"model":"m","stream":true,"stream_options": null}',
+    '{"model":"m","stream":true,"stream_options": {"include_usage":true}}',
+  );
+});
+
+Deno.test("prepareBody: client already asked for usage: unchanged, nothing stripped", () => {
+  assertUnchanged('{"model":"m","stream":true,"stream_options":{"include_usage":true}}');
+  assertUnchanged(
+    '{"model":"m","stream":true,"stream_options":{"include_obfuscation":false,"include_usage":true}}',
+  );
+});
+
+Deno.test("prepareBody: requests that are not streams are unchanged", () => {
+  assertUnchanged('{"model":"m","messages":[]}');
+  assertUnchanged('{"model":"m","stream":false,"messages":[]}');
+  assertUnchanged('{"model":"m","stream":"true","messages":[]}');
+  assertUnchanged('{"model":"m","stream":false,"stream_options":{"include_usage":false}}');
+});
+
+Deno.test("prepareBody: a provider with stream_usage false is left alone", () => {
+  const bytez = provider("bytez");
+  assertEquals(bytez.streamUsage, false);
+  assertUnchanged('{"model":"m","stream":true}', bytez);
+  assertUnchanged('{"model":"m","stream":true,"stream_options":{"include_usage":false}}', bytez);
+});
+
+Deno.test("prepareBody: the Anthropic format never edits a body", () => {
+  const text = '{"model":"claude","stream":true,"messages":[]}';
+  const r = prepare(text, provider("anthropic"), anthropic);
+  assert(r.same);
+  assertEquals(r.strip, false);
+});
+
+Deno.test("prepareBody: duplicate keys: the last one wins, as with JSON.parse", () => {
+  // The last stream_options says false: edit that one, not the first.
+  assertInjected(
+    '{"stream":true,"stream_options":{"include_usage":true},"model":"m","stream_options":{"include_usage":false}}',
+    '{"stream":true,"stream_options":{"include_usage":true},"model":"m","stream_options":{"include_usage":true}}',
+  );
+  // The last one says true: the client asked, nothing to do.
+  assertUnchanged(
+    '{"stream":true,"stream_options":{"include_usage":false},"stream_options":{"include_usage":true}}',
+  );
+  // Duplicate include_usage inside one object.
+  assertInjected(
+    '{"stream":true,"stream_options":{"include_usage":true,"include_usage":false}}',
+    '{"stream":true,"stream_options":{"include_usage":true,"include_usage":true}}',
+  );
+  // The last stream_options is null.
+  assertInjected(
+    '{"stream":true,"stream_options":{"include_usage":true},"stream_options":null}',
+    '{"stream":true,"stream_options":{"include_usage":true},"stream_options":{"include_usage":true}}',
+  );
+  // stream given twice, the last is true.
+  assertInjected(
+    '{"stream":false,"model":"m","stream":true}',
+    `{${INJECT},"stream":false,"model":"m","stream":true}`,
+  );
+  assertUnchanged('{"stream":true,"model":"m","stream":false}');
+});
+
+Deno.test("prepareBody: braces, quotes and `stream_options` inside strings or nested objects", () => {
+  const prefix =
+    '{"messages":[{"role":"user","content":"set \\"stream_options\\": {\\"include_usage\\": ' +
+    'false} and }}{{ \\\\\\""}],"metadata":{"stream_options":{"include_usage":false}},' +
+    '"tools":[{"function":{"parameters":{"stream_options":{"type":"object"}}}}],' +
+    '"model":"m","stream":true,"stream_options":{"include_obfuscation":true}}';
+  assertInjected(
+    prefix,
+    prefix.replace(
+      '"stream_options":{"include_obfuscation":true}}',
+      '"stream_options":{"include_usage":true,"include_obfuscation":true}}',
+    ),
+  );
+  // Only nested or quoted occurrences, no top-level member: insert a new one.
+  const nested =
+    '{"metadata":{"stream_options":null},"note":"\\"stream_options\\":{}","stream":true}';
+  assertInjected(nested, `{${INJECT},${nested.slice(1)}`);
+});
+
+Deno.test("prepareBody: an escaped key spelling is the same member", () => {
+  assertInjected(
+    '{"stream":true,"stream\\u005foptions":{"include_usage":false}}',
+    '{"stream":true,"stream\\u005foptions":{"include_usage":true}}',
+  );
+  assertInjected(
+    '{"stream":true,"stream_options":{"include\\u005Fusage":false}}',
+    '{"stream":true,"stream_options":{"include\\u005Fusage":true}}',
+  );
+});
+
+Deno.test("prepareBody: a stream_options of the wrong type is left for the upstream to reject", () => {
+  assertUnchanged('{"model":"m","stream":true,"stream_options":[]}');
+  assertUnchanged('{"model":"m","stream":true,"stream_options":"include_usage"}');
+  assertUnchanged('{"model":"m","stream":true,"stream_options":1}');
+});
+
+Deno.test("findMember: value spans of every JSON type, last duplicate wins", () => {
+  const text = '{ "a" : 1.5e3 , "b":"x\\"}" ,"c":[1,{"d":[]}],"e":{"f":"}"},"g":true,"h":null,' +
+    '"i":-0,"a":"last"}';
+  const b = enc.encode(text);
+  const span = (k: string) => {
+    const m = findMember(b, 0, k);
+    return m && text.slice(m.start, m.end);
+  };
+  assertEquals(span("a"), '"last"');
+  assertEquals(span("b"), '"x\\"}"');
+  assertEquals(span("c"), '[1,{"d":[]}]');
+  assertEquals(span("e"), '{"f":"}"}');
+  assertEquals(span("g"), "true");
+  assertEquals(span("h"), "null");
+  assertEquals(span("i"), "-0");
+  assertEquals(span("d"), undefined, "only the object's own members");
+  assertEquals(span("f"), undefined);
+  const e = findMember(b, 0, "e");
+  assert(e);
+  const f = findMember(b, e.start, "f");
+  assert(f);
+  assertEquals(text.slice(f.start, f.end), '"}"');
+  // UTF-8 before the member: offsets are byte offsets.
+  const u = enc.encode('{"t":"é👋你","k":7}');
+  const k = findMember(u, 0, "k");
+  assert(k);
+  assertEquals(dec.decode(u.subarray(k.start, k.end)), "7");
+});
+
+Deno.test("isEmptyObject and spliceBytes", () => {
+  assert(isEmptyObject(enc.encode("{}"), 0));
+  assert(isEmptyObject(enc.encode("{ \r\n\t}"), 0));
+  assert(!isEmptyObject(enc.encode('{"a":1}'), 0));
+  assert(isEmptyObject(enc.encode('[{"x":{ }}]'), 6));
+  const b = enc.encode("abcdef");
+  assertEquals(dec.decode(spliceBytes(b, 2, 4, enc.encode("XYZ"))), "abXYZef");
+  assertEquals(dec.decode(spliceBytes(b, 0, 0, enc.encode(">"))), ">abcdef");
+  assertEquals(dec.decode(spliceBytes(b, 6, 6, enc.encode("<"))), "abcdef<");
+  assertEquals(dec.decode(spliceBytes(b, 1, 5, new Uint8Array())), "af");
+  assertEquals(dec.decode(b), "abcdef", "the input is not modified");
+});

@@ -1,0 +1,270 @@
+/**
+ * Token metering on our own corpus (`tests/data/streams/`, expectations in
+ * `cases.json`): every SSE case is fed through `SseReader` and the format's
+ * stream meter whole, at every two-chunk split point, byte by byte, in seeded
+ * random chunks, and with CRLF and CR line endings; the totals (and the
+ * dispatched events) must never change. JSON cases go through `meterJson`.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { anthropic } from "../lib/formats/anthropic.ts";
+import { openai, openaiTokens } from "../lib/formats/openai.ts";
+import type { ApiFormat } from "../lib/formats/format.ts";
+import type { Metered, Tokens } from "../lib/metering.ts";
+import { SseReader } from "../lib/sse.ts";
+
+const DIR = new URL("./data/streams/", import.meta.url);
+
+/** One entry of `cases.json`. */
+interface Case {
+  file: string;
+  format: "anthropic" | "openai";
+  kind: "sse" | "json";
+  /** Which rule of USAGE_RULES.md the file exercises. */
+  covers: string;
+  /** JSON cases: the HTTP status the body came with. */
+  httpStatus?: number;
+  expect: Expected;
+}
+
+interface Expected {
+  status: Metered["status"];
+  usageSeen: boolean;
+  errorType: string | null;
+  tokens: Tokens;
+  extra: { model: string; tokens: Tokens }[];
+}
+
+const CASES: Case[] = JSON.parse(Deno.readTextFileSync(new URL("cases.json", DIR)));
+const FORMATS: Record<Case["format"], ApiFormat> = { anthropic, openai };
+
+function tokens(t: Tokens): Tokens {
+  return {
+    inputUncached: t.inputUncached,
+    cacheRead: t.cacheRead,
+    cacheWrite: t.cacheWrite,
+    output: t.output,
+    webSearch: t.webSearch,
+    webFetch: t.webFetch,
+  };
+}
+
+/** The comparable view of a meter result (fixed key order, absent error type as null). */
+function view(m: Omit<Metered, "status"> & { status: Metered["status"] }): Expected {
+  return {
+    status: m.status,
+    usageSeen: m.usageSeen,
+    errorType: m.errorType ?? null,
+    tokens: tokens(m.tokens),
+    extra: m.extra.map((e) => ({ model: e.model, tokens: tokens(e.tokens) })),
+  };
+}
+
+/** What one run produced: the meter result and the events the reader dispatched. */
+interface Run {
+  metered: string;
+  events: string;
+  result: Expected;
+}
+
+/** Feeds `chunks` through an SseReader into a fresh meter of `format`. */
+function meterChunks(format: ApiFormat, chunks: Iterable<Uint8Array>): Run {
+  const meter = format.streamMeter();
+  const events: string[] = [];
+  const reader = new SseReader((name, data) => {
+    events.push(`${name ?? ""}\u0001${data}`);
+    meter.event(name, data);
+  });
+  for (const c of chunks) reader.push(c);
+  reader.end();
+  const result = view(meter.end());
+  return { metered: JSON.stringify(result), events: events.join("\u0002"), result };
+}
+
+/** Rewrites every LF byte as CRLF or CR (the corpus contains no raw CR). */
+function lineEndings(b: Uint8Array, eol: "LF" | "CRLF" | "CR"): Uint8Array {
+  if (eol === "LF") return b;
+  if (eol === "CR") return b.map((x) => (x === 0x0a ? 0x0d : x));
+  const out: number[] = [];
+  for (const x of b) {
+    if (x === 0x0a) out.push(0x0d);
+    out.push(x);
+  }
+  return new Uint8Array(out);
+}
+
+/** A small seeded PRNG (mulberry32), so random splits are reproducible. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Splits `b` into random chunks of 0 to 96 bytes (empty reads included). */
+function randomChunks(b: Uint8Array, rand: () => number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let i = 0;
+  while (i < b.length) {
+    const n = Math.floor(rand() * 97);
+    out.push(b.subarray(i, i + n));
+    i += n;
+  }
+  return out;
+}
+
+function* bytewise(b: Uint8Array): Generator<Uint8Array> {
+  for (let i = 0; i < b.length; i++) yield b.subarray(i, i + 1);
+}
+
+function hash(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+const read = (file: string) => Deno.readFileSync(new URL(file, DIR));
+
+Deno.test("corpus: every file in tests/data/streams has exactly one case, and vice versa", () => {
+  const files = [...Deno.readDirSync(DIR)]
+    .filter((e) => e.isFile && e.name !== "cases.json")
+    .map((e) => e.name)
+    .sort();
+  const listed = CASES.map((c) => c.file).sort();
+  assertEquals(listed, [...new Set(listed)], "a file is listed twice in cases.json");
+  assertEquals(listed, files, "cases.json and the directory disagree");
+  for (const c of CASES) {
+    assertEquals(c.kind, c.file.endsWith(".sse") ? "sse" : "json", `${c.file}: kind`);
+    assert(c.format in FORMATS, `${c.file}: unknown format ${c.format}`);
+    assert(c.covers.length > 0, `${c.file}: say which rule it covers`);
+  }
+});
+
+Deno.test("corpus: files use LF only, so CRLF and CR variants can be derived", () => {
+  for (const c of CASES) assert(!read(c.file).includes(0x0d), `${c.file} contains a raw CR`);
+});
+
+for (const c of CASES.filter((c) => c.kind === "sse")) {
+  Deno.test(`stream ${c.file}: ${c.expect.status}, same totals for every chunking and EOL`, () => {
+    const format = FORMATS[c.format];
+    const lf = read(c.file);
+    const ref = meterChunks(format, [lf]);
+    assertEquals(ref.result, c.expect, `${c.file}: whole stream (${c.covers})`);
+    const rand = prng(hash(c.file));
+
+    const check = (run: Run, what: string) => {
+      if (run.metered !== ref.metered) assertEquals(run.result, c.expect, `${c.file}: ${what}`);
+      assert(run.events === ref.events, `${c.file}: ${what}: dispatched events differ`);
+    };
+
+    for (const eol of ["LF", "CRLF", "CR"] as const) {
+      const b = lineEndings(lf, eol);
+      check(meterChunks(format, [b]), `${eol} whole`);
+      for (let i = 0; i <= b.length; i++) {
+        check(meterChunks(format, [b.subarray(0, i), b.subarray(i)]), `${eol} split at ${i}`);
+      }
+      check(meterChunks(format, bytewise(b)), `${eol} one byte per chunk`);
+      for (let k = 0; k < 20; k++) {
+        const chunks = randomChunks(b, rand);
+        check(meterChunks(format, chunks), `${eol} random chunks ${chunks.map((x) => x.length)}`);
+      }
+    }
+  });
+}
+
+Deno.test("streams: damaged bytes never make the meter throw", () => {
+  const rand = prng(7);
+  for (const c of CASES.filter((c) => c.kind === "sse")) {
+    const lf = read(c.file);
+    for (let k = 0; k < 30; k++) {
+      const b = lf.slice();
+      for (let j = 0; j < 4; j++) b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256);
+      const r = meterChunks(FORMATS[c.format], randomChunks(b, rand)).result;
+      assert(["ok", "stream_error", "incomplete"].includes(r.status), `${c.file}: ${r.status}`);
+    }
+  }
+});
+
+/** The proxy's rule for a non-streamed answer (lib/proxy.ts): error bodies are http_error. */
+function jsonStatus(httpStatus: number, m: Omit<Metered, "status">): Metered["status"] {
+  const errorBody = m.errorType !== undefined && !m.usageSeen;
+  return httpStatus >= 200 && httpStatus < 300 && !errorBody ? "ok" : "http_error";
+}
+
+for (const c of CASES.filter((c) => c.kind === "json")) {
+  Deno.test(`body ${c.file}: ${c.expect.status}`, () => {
+    assert(c.httpStatus !== undefined, `${c.file}: httpStatus missing in cases.json`);
+    const body = JSON.parse(new TextDecoder().decode(read(c.file)));
+    const m = FORMATS[c.format].meterJson(body);
+    assertEquals(view({ ...m, status: jsonStatus(c.httpStatus, m) }), c.expect, c.covers);
+  });
+}
+
+Deno.test("meterJson: bodies that are not objects carry no usage", () => {
+  for (const format of [anthropic, openai]) {
+    for (const body of [undefined, null, 42, "text", [1, 2]]) {
+      const m = format.meterJson(body);
+      assertEquals(view({ ...m, status: "ok" }).tokens, tokens(zero()));
+      assertEquals(m.usageSeen, false);
+    }
+  }
+});
+
+function zero(): Tokens {
+  return { inputUncached: 0, cacheRead: 0, cacheWrite: 0, output: 0, webSearch: 0, webFetch: 0 };
+}
+
+Deno.test("openaiTokens: subsets, clamping and the Gemini gap", () => {
+  const t = (u: Record<string, unknown>) => tokens(openaiTokens(u));
+  // cached_tokens is preferred over DeepSeek's hit count and Kimi's top-level spelling.
+  assertEquals(
+    t({
+      prompt_tokens: 100,
+      completion_tokens: 5,
+      prompt_tokens_details: { cached_tokens: 60 },
+      prompt_cache_hit_tokens: 60,
+      cached_tokens: 60,
+    }),
+    { ...zero(), inputUncached: 40, cacheRead: 60, output: 5 },
+  );
+  // A cached count larger than the prompt cannot make uncached input negative.
+  assertEquals(t({ prompt_tokens: 10, completion_tokens: 1, cached_tokens: 50 }), {
+    ...zero(),
+    cacheRead: 10,
+    output: 1,
+  });
+  // total below prompt + completion adds nothing; absent total adds nothing.
+  assertEquals(t({ prompt_tokens: 10, completion_tokens: 4, total_tokens: 12 }), {
+    ...zero(),
+    inputUncached: 10,
+    output: 4,
+  });
+  assertEquals(t({ prompt_tokens: 10, completion_tokens: 4 }), {
+    ...zero(),
+    inputUncached: 10,
+    output: 4,
+  });
+  // Negative, fractional-free garbage and nulls count as absent.
+  assertEquals(
+    t({
+      prompt_tokens: -3,
+      completion_tokens: "7",
+      total_tokens: null,
+      prompt_tokens_details: null,
+    }),
+    zero(),
+  );
+  // reasoning_tokens is a subset of completion_tokens.
+  assertEquals(
+    t({
+      prompt_tokens: 3,
+      completion_tokens: 9,
+      total_tokens: 12,
+      completion_tokens_details: { reasoning_tokens: 8 },
+    }),
+    { ...zero(), inputUncached: 3, output: 9 },
+  );
+});

@@ -1,0 +1,381 @@
+/**
+ * The model registry: Luna's real `models.json` (copied byte-for-byte into
+ * `tests/data/luna_models.json`) loads unchanged and routes as Luna did;
+ * a bad file fails with one message naming the file and the field.
+ */
+import { fileURLToPath } from "node:url";
+import { assert, assertEquals, assertIncludes, assertRejects } from "./assert.ts";
+import { type FakeUpstream, fakeUpstream, post, startTestGateway } from "./helpers.ts";
+import { loadRegistry, parseRegistry, type Registry, RegistryError } from "../lib/registry.ts";
+
+type Json = Record<string, unknown>;
+// deno-lint-ignore no-explicit-any
+type Any = any;
+
+const LUNA_MODELS = fileURLToPath(new URL("./data/luna_models.json", import.meta.url));
+const SHARED_MODELS = fileURLToPath(new URL("../../shared/seed/models.json", import.meta.url));
+const BUNDLED_MODELS = fileURLToPath(new URL("../models.json", import.meta.url));
+
+const lunaRaw = (): Any => JSON.parse(Deno.readTextFileSync(LUNA_MODELS));
+
+/** The provider ids a model routes to, in chain order (null when unknown). */
+function chain(reg: Registry, model: string): string[] | null {
+  return reg.resolve(model)?.chain.map((p) => p.id) ?? null;
+}
+
+/** Luna's registry with every provider pointed at the fake upstream (`/<provider id>`). */
+function lunaRegistry(upstream: string, edit: (raw: Any) => void = () => {}): Registry {
+  const raw = lunaRaw();
+  for (const [id, p] of Object.entries<Json>(raw.providers)) p.base_url = `${upstream}/${id}`;
+  edit(raw);
+  return parseRegistry(raw, LUNA_MODELS);
+}
+
+/** Every provider secret Luna's `models.json` names. */
+const ALL_ENV: Record<string, string> = {
+  KIMI_API_KEY: "up-kimi",
+  DEEPSEEK_API_KEY: "up-deepseek",
+  ZAI_API_KEY: "up-zai",
+  JOSE_OPENAI_API_KEY: "up-openai",
+  JOSE_GEMINI_API_KEY: "up-gemini",
+  AIBERM_API_KEY: "up-aiberm",
+};
+
+Deno.test("Luna's models.json loads unchanged: providers, formats, endpoints, known models", async () => {
+  const reg = await loadRegistry(LUNA_MODELS);
+  assertEquals([...reg.providers.keys()], [
+    "moonshot",
+    "deepseek",
+    "zhipu",
+    "openai",
+    "google",
+    "aiberm",
+    "aiberm-claude",
+  ]);
+  const claude = reg.providers.get("aiberm-claude")!;
+  assertEquals(claude.format, "anthropic");
+  assertEquals(claude.authHeader, "x-api-key");
+  assertEquals(claude.endpointUrl, "https://aiberm.com/v1/messages");
+  assertEquals(claude.apiKeyEnv, "AIBERM_API_KEY");
+  const google = reg.providers.get("google")!;
+  assertEquals(
+    google.endpointUrl,
+    "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions",
+  );
+  assertEquals(google.authHeader, "authorization_bearer");
+  assertEquals(reg.providers.get("zhipu")!.name, "ZAI / Zhipu (GLM)");
+  assertEquals(reg.knownModels.length, 14);
+  assertEquals(reg.knownModels.find((m) => m.id === "grok-4.1-fast-reasoning")?.ownedBy, "xai");
+});
+
+Deno.test("Luna routing: longest routing prefix, then known_models, then model_prefixes", async () => {
+  const reg = await loadRegistry(LUNA_MODELS);
+  const want: [string, string[]][] = [
+    ["kimi-k2.5", ["aiberm", "moonshot"]],
+    ["kimi-k2-0905-preview", ["aiberm", "moonshot"]],
+    ["moonshot-v1-128k", ["aiberm", "moonshot"]],
+    ["claude-opus-4-6-thinking", ["aiberm-claude"]],
+    ["claude-sonnet-4-5", ["aiberm-claude"]],
+    ["claude-haiku-4-5-20251001", ["aiberm-claude"]],
+    ["gpt-4o", ["openai", "aiberm"]],
+    ["gpt-5.2-chat", ["openai", "aiberm"]],
+    ["o3-mini", ["openai", "aiberm"]],
+    ["chatgpt-4o-latest", ["openai", "aiberm"]],
+    ["gemini-2.5-pro", ["google", "aiberm"]],
+    ["deepseek-reasoner", ["aiberm", "deepseek"]],
+    ["glm-5", ["aiberm", "zhipu"]],
+    ["grok-4", ["aiberm"]],
+    ["grok-4.1-fast-reasoning", ["aiberm"]],
+    ["minimax-m2", ["aiberm"]],
+    ["mimo-v2-flash", ["aiberm"]],
+    ["xiaomi-mimo", ["aiberm"]],
+  ];
+  for (const [model, ids] of want) assertEquals(chain(reg, model), ids, model);
+  // A routing prefix beats the known model's own provider (kimi-k2.5 is listed under moonshot).
+  assertEquals(reg.resolve("kimi-k2.5")?.via, "routing");
+  assertEquals(reg.resolve("kimi-k2.5")?.match, "kimi");
+  // Matching ignores case.
+  assertEquals(chain(reg, "KIMI-K2.5"), ["aiberm", "moonshot"]);
+  assertEquals(chain(reg, "Claude-Sonnet-4-5"), ["aiberm-claude"]);
+  assertEquals(chain(reg, "GPT-4o"), ["openai", "aiberm"]);
+  // Unknown models.
+  for (const m of ["llama-3.1-70b", "mistral-large", "", "k", "4o"]) {
+    assertEquals(chain(reg, m), null, m);
+  }
+
+  // Longest prefix wins, whatever the order in the file.
+  for (const order of [["gpt", "gpt-4o-mini"], ["gpt-4o-mini", "gpt"]]) {
+    const raw = lunaRaw();
+    const routing: Json = {};
+    for (const p of order) routing[p] = p === "gpt" ? ["openai", "aiberm"] : ["aiberm"];
+    raw.routing = { ...routing, KIMI: ["moonshot"] };
+    const r = parseRegistry(raw, "edited.json");
+    assertEquals(chain(r, "gpt-4o-mini"), ["aiberm"], order.join(","));
+    assertEquals(chain(r, "gpt-4o-mini-2024-07-18"), ["aiberm"]);
+    assertEquals(chain(r, "gpt-4o"), ["openai", "aiberm"]);
+    assertEquals(r.resolve("gpt-4o-mini")?.match, "gpt-4o-mini");
+    assertEquals(chain(r, "kimi-k2.5"), ["moonshot"], "routing keys ignore case too");
+  }
+});
+
+Deno.test("without a routing prefix: known_models, then model_prefixes (longest first)", () => {
+  const raw = lunaRaw();
+  delete raw.routing.glm;
+  delete raw.routing.gpt;
+  delete raw.routing.gemini;
+  const reg = parseRegistry(raw, "edited.json");
+  // known_models: exact id, any case.
+  assertEquals(chain(reg, "glm-5"), ["zhipu"]);
+  assertEquals(reg.resolve("GLM-4.7")?.via, "known_model");
+  assertEquals(chain(reg, "gpt-4o-mini"), ["openai"]);
+  // model_prefixes.
+  assertEquals(chain(reg, "glm-4.6"), ["zhipu"]);
+  assertEquals(reg.resolve("glm-4.6")?.via, "model_prefix");
+  assertEquals(chain(reg, "gpt-4.1"), ["openai"]);
+  assertEquals(chain(reg, "Gemini-3-pro"), ["google"]);
+  assertEquals(chain(reg, "unheard-of"), null);
+
+  const layered = parseRegistry({
+    providers: {
+      general: { format: "openai", base_url: "https://a.example/v1", model_prefixes: ["gpt"] },
+      special: { format: "openai", base_url: "https://b.example/v1", model_prefixes: ["GPT-5"] },
+    },
+  }, "layered.json");
+  assertEquals(chain(layered, "gpt-5-codex"), ["special", "general"], "longest model prefix first");
+  assertEquals(chain(layered, "gpt-4o"), ["general"]);
+  assertEquals(layered.resolve("gpt-5-codex")?.match, "gpt-5");
+});
+
+function startLuna(env: Record<string, string>, up: FakeUpstream) {
+  // Blank every provider secret the test does not set (TEST_ENV's do not matter here).
+  const blank = Object.fromEntries(Object.keys(ALL_ENV).map((k) => [k, ""]));
+  return startTestGateway({ registry: lunaRegistry(up.url), env: { ...blank, ...env } });
+}
+
+function lunaUpstream(): FakeUpstream {
+  return fakeUpstream((s) =>
+    s.path.endsWith("/messages")
+      ? Response.json({
+        type: "message",
+        content: [],
+        usage: { input_tokens: 1, output_tokens: 1 },
+      })
+      : Response.json({
+        object: "chat.completion",
+        choices: [],
+        usage: { prompt_tokens: 1, completion_tokens: 1 },
+      })
+  );
+}
+
+Deno.test("gateway: providers whose key env is unset are skipped; none set gives 503", async () => {
+  const up = lunaUpstream();
+  const { AIBERM_API_KEY: _, ...noAiberm } = ALL_ENV;
+  const t = await startLuna(noAiberm, up);
+  try {
+    const chat = (model: string) =>
+      post(`${t.url}/v1/chat/completions`, { model, messages: [] }, { "x-api-key": t.secret });
+    const kimi = await chat("kimi-k2.5");
+    assertEquals(kimi.status, 200);
+    await kimi.body?.cancel();
+    assertEquals(up.seen.at(-1)!.path, "/moonshot/chat/completions", "aiberm skipped");
+    assertEquals(up.seen.at(-1)!.headers.get("authorization"), "Bearer up-kimi");
+    const gpt = await chat("gpt-4o");
+    await gpt.body?.cancel();
+    assertEquals(up.seen.at(-1)!.path, "/openai/chat/completions");
+
+    const grok = await chat("grok-4");
+    assertEquals(grok.status, 503);
+    const body = await grok.json();
+    assertEquals(body.error.code, "provider_not_configured");
+    assertIncludes(body.error.message, "AIBERM_API_KEY");
+    const claude = await post(`${t.url}/v1/messages`, { model: "claude-sonnet-4-5" }, {
+      "x-api-key": t.secret,
+    });
+    assertEquals(claude.status, 503);
+    const cb = await claude.json();
+    assertEquals(cb.type, "error");
+    assertIncludes(cb.error.message, "AIBERM_API_KEY");
+    assertEquals(up.seen.length, 2, "nothing sent for unconfigured models");
+  } finally {
+    await t.close();
+    await up.close();
+  }
+  const up2 = lunaUpstream();
+  const t2 = await startLuna({ AIBERM_API_KEY: "up-aiberm" }, up2);
+  try {
+    const kimi = await post(`${t2.url}/v1/chat/completions`, { model: "kimi-k2.5" }, {
+      "x-api-key": t2.secret,
+    });
+    assertEquals(kimi.status, 200);
+    await kimi.body?.cancel();
+    assertEquals(up2.seen[0].path, "/aiberm/chat/completions", "the first in the chain when set");
+    assertEquals(up2.seen[0].headers.get("authorization"), "Bearer up-aiberm");
+    const none = await startLuna({}, up2);
+    try {
+      const res = await post(`${none.url}/v1/chat/completions`, { model: "kimi-k2.5" }, {
+        "x-api-key": none.secret,
+      });
+      assertEquals(res.status, 503);
+      const msg = (await res.json()).error.message;
+      assertIncludes(msg, "AIBERM_API_KEY");
+      assertIncludes(msg, "KIMI_API_KEY");
+    } finally {
+      await none.close();
+    }
+  } finally {
+    await t2.close();
+    await up2.close();
+  }
+});
+
+Deno.test("gateway: wrong endpoint names the right one; unknown model is model_not_found", async () => {
+  const up = lunaUpstream();
+  const t = await startLuna(ALL_ENV, up);
+  try {
+    const h = { "x-api-key": t.secret };
+    const onChat = await post(`${t.url}/v1/chat/completions`, { model: "claude-sonnet-4-5" }, h);
+    assertEquals(onChat.status, 400);
+    const a = await onChat.json();
+    assertEquals(a.error.type, "invalid_request_error");
+    assertEquals(a.error.code, "wrong_endpoint");
+    assertIncludes(a.error.message, "POST /v1/messages");
+
+    const onMessages = await post(`${t.url}/v1/messages`, { model: "kimi-k2.5" }, h);
+    assertEquals(onMessages.status, 400);
+    const b = await onMessages.json();
+    assertEquals(b.type, "error");
+    assertEquals(b.error.type, "invalid_request_error");
+    assertIncludes(b.error.message, "POST /v1/chat/completions");
+
+    const unknown = await post(`${t.url}/v1/chat/completions`, { model: "llama-3.1-70b" }, h);
+    assertEquals(unknown.status, 400);
+    const c = await unknown.json();
+    assertEquals(c.error.code, "model_not_found");
+    assertIncludes(c.error.message, "llama-3.1-70b");
+    const unknownA = await post(`${t.url}/v1/messages`, { model: "llama-3.1-70b" }, h);
+    assertEquals(unknownA.status, 400);
+    const d = await unknownA.json();
+    assertEquals([d.type, d.error.type], ["error", "invalid_request_error"]);
+    assertIncludes(d.error.message, "llama-3.1-70b");
+    assertEquals(up.seen.length, 0);
+
+    // And right endpoints reach the right providers.
+    const ok = await post(`${t.url}/v1/messages`, { model: "Claude-Sonnet-4-5" }, h);
+    assertEquals(ok.status, 200);
+    await ok.body?.cancel();
+    assertEquals(up.seen[0].path, "/aiberm-claude/messages");
+    assertEquals(up.seen[0].headers.get("x-api-key"), "up-aiberm");
+  } finally {
+    await t.close();
+    await up.close();
+  }
+});
+
+async function loadError(content: string | null): Promise<string> {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/models.json`;
+  try {
+    if (content !== null) await Deno.writeTextFile(path, content);
+    const e = await assertRejects(() => loadRegistry(path));
+    assert(e instanceof RegistryError, `a RegistryError, not ${e}`);
+    assert(e.message.startsWith(path), `names the file: ${e.message}`);
+    assert(!e.message.includes("\n"), `one message: ${e.message}`);
+    return e.message;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("a bad models.json fails with one message naming the file and the field", async () => {
+  const base = () => lunaRaw();
+  const edit = (f: (raw: Any) => void) => {
+    const raw = base();
+    f(raw);
+    return JSON.stringify(raw);
+  };
+  const cases: [string, string | null, string][] = [
+    ["format", edit((r) => (r.providers.moonshot.format = "grpc")), "providers.moonshot.format"],
+    [
+      "base_url",
+      edit((r) => (r.providers.zhipu.base_url = "not a url")),
+      "providers.zhipu.base_url",
+    ],
+    [
+      "auth",
+      edit((r) => (r.providers.google.auth_header = "cookie")),
+      "providers.google.auth_header",
+    ],
+    [
+      "env",
+      edit((r) => (r.providers.openai.api_key_env = "BAD-NAME")),
+      "providers.openai.api_key_env",
+    ],
+    [
+      "endpoint",
+      edit((r) => (r.providers.aiberm.chat_endpoint = "chat")),
+      "providers.aiberm.chat_endpoint",
+    ],
+    ["routing", edit((r) => (r.routing.kimi = ["kimi-direct", "moonshot"])), "routing.kimi[0]"],
+    ["routing 2nd", edit((r) => (r.routing.glm = ["aiberm", "zhipuu"])), "routing.glm[1]"],
+    ["empty chain", edit((r) => (r.routing.grok = [])), "routing.grok"],
+    ["known", edit((r) => (r.known_models[3].provider = "zai")), "known_models[3].provider"],
+    ["known id", edit((r) => delete r.known_models[0].id), "known_models[0].id"],
+    ["no providers", edit((r) => (r.providers = {})), "providers"],
+    ["not an object", "[]", "(top level)"],
+    ["json", '{"providers": {', "JSON"],
+    ["missing", null, "cannot read"],
+  ];
+  for (const [what, content, field] of cases) {
+    const msg = await loadError(content);
+    assertIncludes(msg, field, what);
+  }
+  assertIncludes(await loadError(edit((r) => (r.routing.kimi = ["kimi-direct"]))), "kimi-direct");
+});
+
+const sharedExists = (() => {
+  try {
+    return Deno.statSync(SHARED_MODELS).isFile;
+  } catch {
+    return false;
+  }
+})();
+
+if (sharedExists) {
+  Deno.test("../shared/seed/models.json (Luna's live file) loads and matches tests/data", async () => {
+    assertEquals(
+      await Deno.readFile(SHARED_MODELS),
+      await Deno.readFile(LUNA_MODELS),
+      "tests/data/luna_models.json is a byte-for-byte copy",
+    );
+    const reg = await loadRegistry(SHARED_MODELS);
+    assertEquals(chain(reg, "kimi-k2.5"), ["aiberm", "moonshot"]);
+    assertEquals(chain(reg, "claude-opus-4-6-thinking"), ["aiberm-claude"]);
+    assertEquals(chain(reg, "gpt-4o"), ["openai", "aiberm"]);
+    assertEquals(chain(reg, "grok-4"), ["aiberm"]);
+  });
+} else {
+  Deno.test({
+    name: "../shared/seed/models.json (Luna's live file): skipped: ../shared not present",
+    ignore: true,
+    fn() {},
+  });
+}
+
+Deno.test("the bundled models.json loads and routes claude-*, deepseek-*, kimi-*", async () => {
+  const reg = await loadRegistry(BUNDLED_MODELS);
+  assertEquals(chain(reg, "claude-sonnet-4-5"), ["anthropic"]);
+  assertEquals(
+    chain(reg, "claude-some-future-model-2027"),
+    ["anthropic"],
+    "the whole claude prefix",
+  );
+  assertEquals(reg.providers.get("anthropic")!.format, "anthropic");
+  assertEquals(chain(reg, "deepseek-chat"), ["deepseek"]);
+  assertEquals(chain(reg, "deepseek-reasoner"), ["deepseek"]);
+  assertEquals(reg.providers.get("deepseek")!.format, "openai");
+  assertEquals(chain(reg, "kimi-k2.5"), ["moonshot"]);
+  assertEquals(chain(reg, "kimi-k2-0905-preview"), ["moonshot"]);
+  assertEquals(reg.providers.get("moonshot")!.format, "openai");
+  for (const m of reg.knownModels) assert(reg.resolve(m.id), `known model ${m.id} routes`);
+});
