@@ -47,22 +47,22 @@ function eventData(text: string): string {
 
 /**
  * Drops whole SSE events from a byte stream. `mayDrop` is a cheap pre-check
- * on decoded text (of several events at once); `drop` decides for one
- * event's data. Feed chunks with `push`, and call `flush` at the end.
+ * on raw bytes (of several events at once); `drop` decides for one event's
+ * data. Feed chunks with `push`, and call `flush` at the end.
  */
 export class SseEventDropper {
   #carry?: Uint8Array;
-  #mayDrop: (text: string) => boolean;
+  #mayDrop: (bytes: Uint8Array) => boolean;
   #drop: (data: string) => boolean;
 
-  constructor(mayDrop: (text: string) => boolean, drop: (data: string) => boolean) {
+  constructor(mayDrop: (bytes: Uint8Array) => boolean, drop: (data: string) => boolean) {
     this.#mayDrop = mayDrop;
     this.#drop = drop;
   }
 
   #emit(b: Uint8Array, ends: number[], out: (b: Uint8Array) => void): void {
     if (b.length === 0) return;
-    if (!this.#mayDrop(dec.decode(b))) return out(b);
+    if (!this.#mayDrop(b)) return out(b);
     let start = 0;
     for (const end of ends) {
       const ev = b.subarray(start, end);

@@ -127,11 +127,14 @@ export const MAX_MUTATIONS = 900;
 /** Deno KV allows 80 KiB of keys per atomic commit; keep a margin. */
 export const MAX_KEY_BYTES = 64 * 1024;
 
-const enc = new TextEncoder();
-
-/** An upper bound of a usage key's encoded size (its JSON is never shorter). */
+/** An upper bound of a usage key's encoded size: the UTF-8 length of its JSON (never shorter). */
 export function keyBytes(id: string): number {
-  return enc.encode(id).length;
+  let n = id.length;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    if (c >= 0x80) n += c >= 0x800 ? 2 : 1;
+  }
+  return n;
 }
 
 interface Batch {
@@ -185,11 +188,11 @@ export class UsageStore {
       rows.map((r) => ({ ...r, keyId, bucket })),
       new Map([[keyId, at]]),
     );
+    const ids = muts.map((m) => JSON.stringify(m.key));
     let batch: Batch | undefined = this.#batches[this.#batches.length - 1];
     if (batch) {
       let added = 0, addedBytes = 0;
-      for (const m of muts) {
-        const id = JSON.stringify(m.key);
+      for (const id of ids) {
         if (!batch.muts.has(id)) {
           added++;
           addedBytes += keyBytes(id);
@@ -203,12 +206,12 @@ export class UsageStore {
       batch = { muts: new Map(), bytes: 0 };
       this.#batches.push(batch);
     }
-    for (const m of muts) {
-      const id = JSON.stringify(m.key);
-      const prev = batch.muts.get(id);
+    for (let i = 0; i < muts.length; i++) {
+      const m = muts[i];
+      const prev = batch.muts.get(ids[i]);
       if (!prev) {
-        batch.muts.set(id, m);
-        batch.bytes += keyBytes(id);
+        batch.muts.set(ids[i], m);
+        batch.bytes += keyBytes(ids[i]);
       } else if (m.op === "sum") prev.value += m.value;
       else if (m.value > prev.value) prev.value = m.value;
     }

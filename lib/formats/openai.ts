@@ -133,7 +133,24 @@ class OpenAIStreamMeter implements StreamMeter {
 const enc = new TextEncoder();
 
 const EMPTY_CHOICES_RE = /"choices"\s*:\s*\[\s*\]/;
-const mayBeUsageOnly = (text: string) => EMPTY_CHOICES_RE.test(text) && USAGE_OBJECT_RE.test(text);
+const dec = new TextDecoder();
+
+/** True when the bytes hold an empty JSON array (`[]`, maybe with spaces inside). */
+function hasEmptyArray(b: Uint8Array): boolean {
+  for (let i = b.indexOf(0x5b); i !== -1; i = b.indexOf(0x5b, i + 1)) {
+    let j = i + 1;
+    while (b[j] === 0x20 || b[j] === 0x0a || b[j] === 0x0d || b[j] === 0x09) j++;
+    if (b[j] === 0x5d) return true;
+  }
+  return false;
+}
+
+// Most chunks have no empty array at all and are passed on without decoding.
+const mayBeUsageOnly = (b: Uint8Array) => {
+  if (!hasEmptyArray(b)) return false;
+  const text = dec.decode(b);
+  return EMPTY_CHOICES_RE.test(text) && USAGE_OBJECT_RE.test(text);
+};
 
 /**
  * The event `stream_options.include_usage` adds: empty `choices` and a usage
