@@ -5,6 +5,7 @@
  */
 import type { z } from "zod";
 import type { Context } from "./context.ts";
+import type { RequestUrl } from "./request_url.ts";
 import { errors, GatewayError } from "./errors.ts";
 import { jsonResponse } from "./formats/format.ts";
 import { KeyNotFound, type KeyRecord } from "./keys.ts";
@@ -121,7 +122,12 @@ export async function createKey(req: Request, ctx: Context): Promise<Response> {
 }
 
 /** `GET /admin/keys/{id}` */
-export async function getKey(_req: Request, ctx: Context, _url: URL, p: Params): Promise<Response> {
+export async function getKey(
+  _req: Request,
+  ctx: Context,
+  _url: RequestUrl,
+  p: Params,
+): Promise<Response> {
   const k = findKey(ctx, p.id);
   return jsonResponse(200, keyView(k, await ctx.usage.keyTotals(k.id)));
 }
@@ -130,7 +136,7 @@ export async function getKey(_req: Request, ctx: Context, _url: URL, p: Params):
 export async function keyUsageReport(
   _req: Request,
   ctx: Context,
-  url: URL,
+  url: RequestUrl,
   p: Params,
 ): Promise<Response> {
   const k = findKey(ctx, p.id);
@@ -149,7 +155,7 @@ export async function keyUsageReport(
 
 /** `POST /admin/keys/{id}/enable|disable` */
 export function setEnabled(enabled: boolean) {
-  return async (_req: Request, ctx: Context, _url: URL, p: Params): Promise<Response> => {
+  return async (_req: Request, ctx: Context, _url: RequestUrl, p: Params): Promise<Response> => {
     findKey(ctx, p.id);
     const k = await keyOp(() => ctx.keys.setEnabled(p.id, enabled));
     ctx.log.info(enabled ? "key enabled" : "key disabled", { key_id: k.id });
@@ -161,7 +167,7 @@ export function setEnabled(enabled: boolean) {
 export async function deleteKey(
   _req: Request,
   ctx: Context,
-  _url: URL,
+  _url: RequestUrl,
   p: Params,
 ): Promise<Response> {
   findKey(ctx, p.id);
@@ -174,7 +180,7 @@ export async function deleteKey(
 export async function rotateKey(
   _req: Request,
   ctx: Context,
-  _url: URL,
+  _url: RequestUrl,
   p: Params,
 ): Promise<Response> {
   findKey(ctx, p.id);
@@ -201,7 +207,7 @@ export async function usageSummary(_req: Request, ctx: Context): Promise<Respons
   });
 }
 
-function dateParam(url: URL, name: string): string | undefined {
+function dateParam(url: RequestUrl, name: string): string | undefined {
   const v = url.searchParams.get(name);
   if (v === null || v === "") return undefined;
   // Date.parse rolls "2026-02-30" over to March 2; a real date survives the round trip.
@@ -213,7 +219,7 @@ function dateParam(url: URL, name: string): string | undefined {
 }
 
 /** `date`, or `from`/`to`, from the query string. */
-function dateRange(url: URL): { from?: string; to?: string } {
+function dateRange(url: RequestUrl): { from?: string; to?: string } {
   const date = dateParam(url, "date");
   if (date) return { from: date, to: date };
   return { from: dateParam(url, "from"), to: dateParam(url, "to") };
@@ -224,7 +230,7 @@ function keyName(ctx: Context) {
 }
 
 /** `GET /admin/usage/daily?date=YYYY-MM-DD` (or `from`/`to`; all days when absent) */
-export async function dailyReport(_req: Request, ctx: Context, url: URL): Promise<Response> {
+export async function dailyReport(_req: Request, ctx: Context, url: RequestUrl): Promise<Response> {
   const { from, to } = dateRange(url);
   const rows = await ctx.usage.byTime(from, to);
   const name = keyName(ctx);
@@ -256,7 +262,11 @@ export async function dailyReport(_req: Request, ctx: Context, url: URL): Promis
 }
 
 /** `GET /admin/usage/hourly?date=YYYY-MM-DD` (today in `USAGE_TZ` when absent) */
-export async function hourlyReport(_req: Request, ctx: Context, url: URL): Promise<Response> {
+export async function hourlyReport(
+  _req: Request,
+  ctx: Context,
+  url: RequestUrl,
+): Promise<Response> {
   const date = dateParam(url, "date") ?? ctx.buckets.today(ctx.clock.now());
   const rows = await ctx.usage.byTime(date, date);
   const name = keyName(ctx);

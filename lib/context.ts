@@ -6,6 +6,7 @@ import type { AdminAuth } from "./auth.ts";
 import type { BucketClock, Clock } from "./clock.ts";
 import type { HealthBook } from "./breaker.ts";
 import type { Config } from "./config.ts";
+import type { Deadlines } from "./deadlines.ts";
 import type { Inflight } from "./inflight.ts";
 import type { KeyStore } from "./keys.ts";
 import type { Logger } from "./log.ts";
@@ -29,6 +30,8 @@ export interface Context {
   env: (name: string) => string | undefined;
   /** Upstream fetch. */
   fetch: typeof fetch;
+  /** Timeouts of requests in flight, on one shared ticker. */
+  deadlines: Deadlines;
   /** Prometheus metrics. */
   metrics: Metrics;
   /** Circuit breakers and health of each provider. */

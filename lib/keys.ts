@@ -10,7 +10,7 @@
  * KV layout: `["keys", id]` record, `["key_hash", sha256hex]` -> id,
  * `["keys_version"]` KvU64 bumped by every change.
  */
-import { ulid } from "ulid";
+import { newId } from "./ids.ts";
 
 /** A stored key (never the secret). */
 export interface KeyRecord {
@@ -162,7 +162,7 @@ export class KeyStore {
   ): Promise<KeyRecord | undefined> {
     const hash = await sha256Hex(secret);
     const record: KeyRecord = {
-      id: ulid(),
+      id: newId(),
       name: opts.name,
       hash,
       masked: maskSecret(secret),

@@ -10,17 +10,43 @@ const RANK: Record<Level, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 /** Fields attached to a log line. */
 export type Fields = Record<string, unknown>;
 
-/** Where log lines go (stdout by default; tests capture them). */
-export type Sink = (line: string) => void;
+/** Where log lines go (stdout by default; tests capture them). `urgent` lines should not wait. */
+export type Sink = (line: string, urgent?: boolean) => void;
 
 const enc = new TextEncoder();
-const stdoutSink: Sink = (line) => {
-  try {
-    Deno.stdout.writeSync(enc.encode(line + "\n"));
-  } catch {
-    // stdout closed: nothing useful left to do with a log line.
-  }
-};
+
+/**
+ * Stdout, written in batches: lines wait at most 20 ms (or until 64 KiB are
+ * pending) so a busy gateway makes one write per batch, not per request.
+ * Warnings and errors are written at once; pending lines are written at exit.
+ */
+export function bufferedStdout(): Sink & { flush(): void } {
+  let pending: string[] = [];
+  let size = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (pending.length === 0) return;
+    const text = pending.join("\n") + "\n";
+    pending = [];
+    size = 0;
+    try {
+      const bytes = enc.encode(text);
+      for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
+    } catch {
+      // stdout closed: nothing useful left to do with log lines.
+    }
+  };
+  globalThis.addEventListener("unload", flush);
+  const sink = (line: string, urgent = false) => {
+    pending.push(line);
+    size += line.length;
+    if (urgent || size >= 64 * 1024) flush();
+    else timer ??= setTimeout(flush, 20);
+  };
+  return Object.assign(sink, { flush });
+}
 
 /** A leveled, structured logger. */
 export class Logger {
@@ -28,7 +54,11 @@ export class Logger {
   #format: "json" | "pretty";
   #sink: Sink;
 
-  constructor(level: Level = "info", format: "json" | "pretty" = "json", sink: Sink = stdoutSink) {
+  constructor(
+    level: Level = "info",
+    format: "json" | "pretty" = "json",
+    sink: Sink = bufferedStdout(),
+  ) {
     this.#min = RANK[level];
     this.#format = format;
     this.#sink = sink;
@@ -43,15 +73,16 @@ export class Logger {
   log(level: Level, msg: string, fields: Fields = {}): void {
     if (RANK[level] < this.#min) return;
     const time = new Date().toISOString();
+    const urgent = RANK[level] >= RANK.warn;
     if (this.#format === "json") {
-      this.#sink(JSON.stringify({ time, level, msg, ...fields }));
+      this.#sink(JSON.stringify({ time, level, msg, ...fields }), urgent);
       return;
     }
     const rest = Object.entries(fields)
       .filter(([, v]) => v !== undefined && v !== null)
       .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
       .join(" ");
-    this.#sink(`${time} ${level.toUpperCase().padEnd(5)} ${msg}${rest ? " " + rest : ""}`);
+    this.#sink(`${time} ${level.toUpperCase().padEnd(5)} ${msg}${rest ? " " + rest : ""}`, urgent);
   }
 
   debug(msg: string, fields?: Fields): void {

@@ -24,14 +24,21 @@ abstract class Metric {
   readonly series = new Map<string, { values: string[] }>();
   constructor(readonly name: string, readonly help: string, readonly labels: readonly string[]) {}
 
-  protected key(l: Labels): { id: string; values: string[] } {
+  /** The series id of a label set, registering the series when new (or folding it into `other`). */
+  protected key(l: Labels): string {
+    let id = "";
+    for (let i = 0; i < this.labels.length; i++) {
+      id += (i ? "\u0000" : "") + (l[this.labels[i]] ?? "");
+    }
+    if (this.series.has(id)) return id;
     let values = this.labels.map((n) => l[n] ?? "");
-    let id = values.join("\u0000");
-    if (!this.series.has(id) && this.series.size >= MAX_SERIES) {
+    if (this.series.size >= MAX_SERIES) {
       values = this.labels.map(() => "other");
       id = values.join("\u0000");
+      if (this.series.has(id)) return id;
     }
-    return { id, values };
+    this.series.set(id, { values });
+    return id;
   }
 
   abstract render(): string[];
@@ -47,8 +54,7 @@ export class Counter extends Metric {
 
   inc(l: Labels, n = 1): void {
     if (n === 0) return;
-    const { id, values } = this.key(l);
-    if (!this.series.has(id)) this.series.set(id, { values });
+    const id = this.key(l);
     this.#v.set(id, (this.#v.get(id) ?? 0) + n);
   }
 
@@ -74,10 +80,9 @@ export class Histogram extends Metric {
   }
 
   observe(l: Labels, v: number): void {
-    const { id, values } = this.key(l);
+    const id = this.key(l);
     let d = this.#data.get(id);
     if (!d) {
-      this.series.set(id, { values });
       d = { counts: this.buckets.map(() => 0), sum: 0, n: 0 };
       this.#data.set(id, d);
     }

@@ -6,6 +6,7 @@
  */
 import { authenticateClient } from "./auth.ts";
 import type { Context } from "./context.ts";
+import type { RequestUrl } from "./request_url.ts";
 import { errors, GatewayError } from "./errors.ts";
 import { jsonResponse } from "./formats/format.ts";
 import type { KeyRecord } from "./keys.ts";
@@ -56,7 +57,7 @@ function parseLimit(v: string | null, fallback: number): number {
 }
 
 /** `GET /v1/models`. */
-export async function listModels(req: Request, ctx: Context, url: URL): Promise<Response> {
+export async function listModels(req: Request, ctx: Context, url: RequestUrl): Promise<Response> {
   const key = await authenticateClient(ctx.keys, req.headers);
   const all = reachableModels(ctx, key);
   if (!wantsAnthropic(req)) {
@@ -91,7 +92,7 @@ export async function listModels(req: Request, ctx: Context, url: URL): Promise<
 export async function getModel(
   req: Request,
   ctx: Context,
-  _url: URL,
+  _url: RequestUrl,
   params: Record<string, string>,
 ): Promise<Response> {
   const key = await authenticateClient(ctx.keys, req.headers);

@@ -9,10 +9,11 @@
  * on the same provider with backoff and then on the next eligible provider.
  * Once a streamed response starts, it is never retried.
  */
-import { ulid } from "ulid";
+import { newId } from "./ids.ts";
 import { authenticateClient } from "./auth.ts";
 import { inspectBody, readBody } from "./body.ts";
 import type { Context } from "./context.ts";
+import type { RequestUrl } from "./request_url.ts";
 import type { Active } from "./inflight.ts";
 import { GatewayError } from "./errors.ts";
 import type { ApiFormat } from "./formats/format.ts";
@@ -149,7 +150,7 @@ function attemptSucceeded(ctx: Context, provider: Provider, ms: number): void {
 export async function proxy(
   req: Request,
   ctx: Context,
-  url: URL,
+  url: RequestUrl,
   format: ApiFormat,
   countTokens = false,
 ): Promise<Response> {
@@ -163,7 +164,7 @@ export async function proxy(
   const stream = body.stream && !countTokens;
 
   const outcome: RequestOutcome = {
-    id: ulid(),
+    id: newId(),
     key,
     model: body.model,
     endpoint: url.pathname,
@@ -291,7 +292,7 @@ export async function proxy(
               },
             });
           }
-          const read = await readBodyWithin(res, policy.idleMs, totalDeadline, current);
+          const read = await readBodyWithin(ctx, res, policy.idleMs, totalDeadline, current);
           if (read.ok && !RETRYABLE_STATUS.has(res.status)) {
             attemptSucceeded(ctx, provider, sent.ttfbMs);
             leave();
@@ -366,8 +367,7 @@ export async function proxy(
       status: "http_error",
     };
     done(last.res.status, metered, { failed: true, provider: last.provider });
-    const headers = responseHeaders(last.res.headers);
-    setRequestId(headers, outcome.id);
+    const headers = responseHeaders(last.res.headers, outcome.id);
     return new Response(last.body, {
       status: last.res.status,
       statusText: last.res.statusText,
@@ -410,8 +410,7 @@ function bufferedResponse(
     const errorBody = isObject(json) && m.errorType !== undefined && !m.usageSeen;
     metered = { ...m, status: res.ok && !errorBody ? "ok" : "http_error" };
   }
-  const headers = responseHeaders(res.headers);
-  setRequestId(headers, outcome.id);
+  const headers = responseHeaders(res.headers, outcome.id);
   done(res.status, metered, {
     failed: metered.status !== "ok",
     upstreamMs,
@@ -483,8 +482,7 @@ function streamResponse(
   });
   // From here on, shutdown ends the stream itself.
   s.retrack({ streaming: true, abort: (reason) => r.abort(reason) });
-  const headers = responseHeaders(res.headers);
-  setRequestId(headers, outcome.id);
+  const headers = responseHeaders(res.headers, outcome.id);
   return new Response(r.stream, { status: res.status, statusText: res.statusText, headers });
 }
 
@@ -492,13 +490,8 @@ function upstreamId(h: Headers): string | undefined {
   return h.get("request-id") ?? h.get("x-request-id") ?? undefined;
 }
 
-/** Adds the gateway request id (as `x-request-id`, or beside the upstream's). */
-function setRequestId(headers: Headers, id: string): void {
-  if (headers.has("x-request-id")) headers.set("x-gateway-request-id", id);
-  else headers.set("x-request-id", id);
-}
-
+/** Adds the gateway request id to a response the gateway made itself. */
 function withRequestId(res: Response, id: string): Response {
-  setRequestId(res.headers, id);
+  res.headers.set("x-request-id", id);
   return res;
 }

@@ -209,7 +209,7 @@ export function parseRegistry(raw: unknown, source = "models.json"): Registry {
       authHeader: p.auth_header ?? DEFAULT_AUTH[p.format],
       modelPrefixes: p.model_prefixes,
       streamUsage: p.stream_usage,
-      headers: p.headers,
+      headers: Object.fromEntries(Object.entries(p.headers).map(([k, v]) => [k.toLowerCase(), v])),
       policy: mergePolicy(defaults, p),
     });
   }

@@ -13,12 +13,13 @@ import { errorMessage } from "./log.ts";
 import { getModel, listModels, wantsAnthropic } from "./models_list.ts";
 import { openapiEndpoint } from "./openapi.ts";
 import { proxy } from "./proxy.ts";
+import { type RequestUrl, requestUrl } from "./request_url.ts";
 
 /** A route handler: a plain function over Web Request/Response. */
 export type Handler = (
   req: Request,
   ctx: Context,
-  url: URL,
+  url: RequestUrl,
   params: Record<string, string>,
 ) => Response | Promise<Response>;
 
@@ -160,7 +161,7 @@ export function errorResponse(surface: Surface, e: GatewayError): Response {
 export function createRouter(ctx: Context, routes: Route[] = ROUTES) {
   const table: Compiled[] = routes.map((r) => ({ ...r, parts: r.path.split("/") }));
   return async (req: Request): Promise<Response> => {
-    const url = new URL(req.url);
+    const url = requestUrl(req.url);
     const path = url.pathname.length > 1 && url.pathname.endsWith("/")
       ? url.pathname.slice(0, -1)
       : url.pathname;

@@ -5,6 +5,7 @@
 import { dirname } from "node:path";
 import { AdminAuth } from "./auth.ts";
 import { HealthBook } from "./breaker.ts";
+import { Deadlines } from "./deadlines.ts";
 import { BucketClock, type Clock, systemClock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { Context } from "./context.ts";
@@ -30,6 +31,18 @@ export interface GatewayOptions {
   env?: (name: string) => string | undefined;
   fetch?: typeof fetch;
   logSink?: Sink;
+}
+
+/**
+ * Reads the process environment once per name: a process's environment does
+ * not change under it, and provider secrets are looked up on every request.
+ */
+function processEnv(): (name: string) => string | undefined {
+  const seen = new Map<string, string | undefined>();
+  return (name) => {
+    if (!seen.has(name)) seen.set(name, Deno.env.get(name));
+    return seen.get(name);
+  };
 }
 
 /** Opens Deno KV at a file path (creating its folder), a URL, or `:memory:`. */
@@ -67,12 +80,13 @@ export async function createContext(opts: GatewayOptions): Promise<Context> {
     clock,
     log,
     admin: new AdminAuth(config.adminKey),
-    env: opts.env ?? ((name) => Deno.env.get(name)),
+    env: opts.env ?? processEnv(),
     fetch: opts.fetch ?? fetch,
     health: new HealthBook(),
     inflight: new Inflight(),
     registryStatus: { loadedAt: clock.now() },
     metrics,
+    deadlines: new Deadlines(),
     startedAt: clock.now(),
   };
   addGauges(ctx);

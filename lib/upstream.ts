@@ -42,30 +42,44 @@ const DROP_RESPONSE = new Set([
   "alt-svc",
 ]);
 
-/** Headers for the upstream request: the client's, minus hop-by-hop and credentials, plus the provider's. */
+/**
+ * Headers for the upstream request: the client's, minus hop-by-hop and
+ * credentials, plus the provider's. (Pairs, not `Headers`: building them
+ * with `forEach` costs a tenth of iterating and setting.)
+ */
 export function upstreamHeaders(
   client: Headers,
   provider: Provider,
   secret: string | undefined,
-): Headers {
-  const h = new Headers();
+): [string, string][] {
+  const out: [string, string][] = [];
   const named = client.get("connection")?.toLowerCase().split(",").map((s) => s.trim());
-  for (const [k, v] of client) {
-    if (!DROP_REQUEST.has(k) && !named?.includes(k)) h.set(k, v);
-  }
-  for (const [k, v] of Object.entries(provider.headers)) h.set(k, v);
+  client.forEach((v, k) => {
+    if (!DROP_REQUEST.has(k) && !named?.includes(k) && !(k in provider.headers)) out.push([k, v]);
+  });
+  for (const [k, v] of Object.entries(provider.headers)) out.push([k.toLowerCase(), v]);
   if (secret) {
-    if (provider.authHeader === "x-api-key") h.set("x-api-key", secret);
-    else h.set("authorization", `Bearer ${secret}`);
+    if (provider.authHeader === "x-api-key") out.push(["x-api-key", secret]);
+    else out.push(["authorization", `Bearer ${secret}`]);
   }
-  return h;
+  return out;
 }
 
-/** Headers for the client's response: the upstream's, minus hop-by-hop and framing. */
-export function responseHeaders(upstream: Headers): Headers {
-  const h = new Headers();
-  for (const [k, v] of upstream) if (!DROP_RESPONSE.has(k)) h.set(k, v);
-  return h;
+/**
+ * Headers for the client's response: the upstream's, minus hop-by-hop and
+ * framing, plus the gateway's request id (as `x-request-id`, or as
+ * `x-gateway-request-id` beside an upstream `x-request-id`).
+ */
+export function responseHeaders(upstream: Headers, requestId: string): [string, string][] {
+  const out: [string, string][] = [];
+  let hasId = false;
+  upstream.forEach((v, k) => {
+    if (DROP_RESPONSE.has(k)) return;
+    if (k === "x-request-id") hasId = true;
+    out.push([k, v]);
+  });
+  out.push([hasId ? "x-gateway-request-id" : "x-request-id", requestId]);
+  return out;
 }
 
 /** True for an SSE response. */
@@ -81,7 +95,7 @@ export type Sent =
 /** One attempt's wire settings. */
 export interface SendOptions {
   url: string;
-  headers: Headers;
+  headers: [string, string][];
   body: Uint8Array<ArrayBuffer>;
   /** Aborts the attempt (client gone, shutdown, timeouts). */
   controller: AbortController;
@@ -142,11 +156,10 @@ export async function send(ctx: Context, o: SendOptions): Promise<Sent> {
     if (o.controller.signal.aborted) return { ok: false, timeout: false, message: "aborted" };
   }
   let timedOut = false;
-  const wait = Math.max(1, o.ttfbMs - (performance.now() - t0));
-  const timer = setTimeout(() => {
+  const deadline = ctx.deadlines.add(t0 + o.ttfbMs, () => {
     timedOut = true;
     o.controller.abort();
-  }, wait);
+  });
   try {
     const res = await ctx.fetch(o.url, {
       method: "POST",
@@ -166,7 +179,7 @@ export async function send(ctx: Context, o: SendOptions): Promise<Sent> {
     }
     return { ok: false, timeout: false, message: (e as Error).message };
   } finally {
-    clearTimeout(timer);
+    ctx.deadlines.cancel(deadline);
   }
 }
 
@@ -175,54 +188,36 @@ export type BodyRead =
   | { ok: true; bytes: Uint8Array<ArrayBuffer> }
   | { ok: false; timeout: boolean; message: string };
 
-/** Reads a whole body, failing when it stalls for `idleMs` or passes `deadline` (performance.now()). */
+/**
+ * Reads a whole (non-streamed) body, failing when it takes longer than
+ * `idleMs` or passes `deadline` (`performance.now()`). A JSON body arrives
+ * in one piece once the upstream has answered, so one limit bounds it.
+ */
 export async function readBodyWithin(
+  ctx: Context,
   res: Response,
   idleMs: number,
   deadline: number,
   controller: AbortController,
 ): Promise<BodyRead> {
-  if (!res.body) return { ok: true, bytes: new Uint8Array(0) };
-  const reader = res.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = Math.max(1, Math.min(idleMs, deadline - performance.now()));
+  let timedOut = false;
+  const d = ctx.deadlines.add(performance.now() + limit, () => {
+    timedOut = true;
+    controller.abort(); // errors the body being read
+  });
   try {
-    for (;;) {
-      const limit = Math.min(idleMs, deadline - performance.now());
-      const next = await Promise.race([
-        reader.read(),
-        new Promise<"timeout">((resolve) =>
-          timer = setTimeout(() => resolve("timeout"), Math.max(1, limit))
-        ),
-      ]);
-      clearTimeout(timer);
-      if (next === "timeout") {
-        controller.abort();
-        reader.cancel().catch(() => {});
-        return {
-          ok: false,
-          timeout: true,
-          message: `the response stalled for ${Math.round(limit / 1000)} s`,
-        };
-      }
-      if (next.done) break;
-      parts.push(next.value);
-      size += next.value.length;
-    }
+    return { ok: true, bytes: await res.bytes() };
   } catch (e) {
+    if (timedOut) {
+      return {
+        ok: false,
+        timeout: true,
+        message: `the response stalled for ${Math.round(limit / 1000)} s`,
+      };
+    }
     return { ok: false, timeout: false, message: (e as Error).message };
   } finally {
-    clearTimeout(timer);
+    ctx.deadlines.cancel(d);
   }
-  if (parts.length === 1 && parts[0].byteOffset === 0 && parts[0].buffer instanceof ArrayBuffer) {
-    return { ok: true, bytes: parts[0] as Uint8Array<ArrayBuffer> };
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    bytes.set(p, at);
-    at += p.length;
-  }
-  return { ok: true, bytes };
 }

@@ -137,6 +137,24 @@ export function keyBytes(id: string): number {
   return n;
 }
 
+/** A usage KV key with its map id and size, cached per bucket. */
+interface KeyRef {
+  id: string;
+  key: Deno.KvKey;
+  bytes: number;
+}
+
+/** One mutation of a request on its way into a batch. */
+interface Pending extends KeyRef {
+  value: bigint;
+  op: "sum" | "max";
+}
+
+function keyRef(key: Deno.KvKey): KeyRef {
+  const id = JSON.stringify(key);
+  return { id, key, bytes: keyBytes(id) };
+}
+
 interface Batch {
   muts: Map<string, Mutation>;
   /** Sum of {@link keyBytes} over `muts`. */
@@ -158,6 +176,8 @@ export class UsageStore {
   #timer?: ReturnType<typeof setTimeout>;
   #flushing: Promise<void> = Promise.resolve();
   #onError: (e: unknown) => void;
+  #keyCache = new Map<string, KeyRef[][]>();
+  #lastUsedCache = new Map<string, KeyRef>();
   /** Latency of the last commits, for metrics (ms). */
   onCommit?: (ms: number, mutations: number) => void;
 
@@ -173,6 +193,37 @@ export class UsageStore {
     this.#onError = onError;
   }
 
+  /**
+   * The three KV keys (by key, by time, key totals) of each field for one
+   * bucket, with their ids: built once per bucket, not per request.
+   */
+  #keysFor(keyId: string, b: Bucket, model: string, provider: string): KeyRef[][] {
+    const tid = JSON.stringify([keyId, b.day, b.hour, model, provider]);
+    let keys = this.#keyCache.get(tid);
+    if (!keys) {
+      keys = FIELDS.map((f) =>
+        [
+          ["usage", "k", keyId, b.day, b.hour, model, provider, f],
+          ["usage", "t", b.day, b.hour, keyId, model, provider, f],
+          ["usage", "key", keyId, f],
+        ].map(keyRef)
+      );
+      if (this.#keyCache.size >= 10_000) this.#keyCache.clear();
+      this.#keyCache.set(tid, keys);
+    }
+    return keys;
+  }
+
+  #lastUsedKey(keyId: string): KeyRef {
+    let k = this.#lastUsedCache.get(keyId);
+    if (!k) {
+      k = keyRef(["usage", "key", keyId, "last_used"]);
+      if (this.#lastUsedCache.size >= 10_000) this.#lastUsedCache.clear();
+      this.#lastUsedCache.set(keyId, k);
+    }
+    return k;
+  }
+
   /** The bucket clock (time zone) this store files usage under. */
   get bucketClock(): BucketClock {
     return this.#clock;
@@ -184,18 +235,24 @@ export class UsageStore {
    */
   record(keyId: string, at: number, rows: Omit<UsageEntry, "keyId" | "bucket">[]): void {
     const bucket = this.#clock.bucket(at);
-    const muts = usageMutations(
-      rows.map((r) => ({ ...r, keyId, bucket })),
-      new Map([[keyId, at]]),
-    );
-    const ids = muts.map((m) => JSON.stringify(m.key));
+    const muts: Pending[] = [];
+    for (const r of rows) {
+      const keys = this.#keysFor(keyId, bucket, r.model, r.provider);
+      for (let f = 0; f < FIELDS.length; f++) {
+        const n = r.counters[FIELDS[f]];
+        if (n <= 0) continue;
+        const value = BigInt(n);
+        for (const k of keys[f]) muts.push({ ...k, value, op: "sum" });
+      }
+    }
+    muts.push({ ...this.#lastUsedKey(keyId), value: BigInt(at), op: "max" });
     let batch: Batch | undefined = this.#batches[this.#batches.length - 1];
     if (batch) {
       let added = 0, addedBytes = 0;
-      for (const id of ids) {
-        if (!batch.muts.has(id)) {
+      for (const m of muts) {
+        if (!batch.muts.has(m.id)) {
           added++;
-          addedBytes += keyBytes(id);
+          addedBytes += m.bytes;
         }
       }
       if (batch.muts.size + added > MAX_MUTATIONS || batch.bytes + addedBytes > MAX_KEY_BYTES) {
@@ -206,12 +263,11 @@ export class UsageStore {
       batch = { muts: new Map(), bytes: 0 };
       this.#batches.push(batch);
     }
-    for (let i = 0; i < muts.length; i++) {
-      const m = muts[i];
-      const prev = batch.muts.get(ids[i]);
+    for (const m of muts) {
+      const prev = batch.muts.get(m.id);
       if (!prev) {
-        batch.muts.set(ids[i], m);
-        batch.bytes += keyBytes(ids[i]);
+        batch.muts.set(m.id, { key: m.key, value: m.value, op: m.op });
+        batch.bytes += m.bytes;
       } else if (m.op === "sum") prev.value += m.value;
       else if (m.value > prev.value) prev.value = m.value;
     }
