@@ -3,7 +3,7 @@
  * facts routing needs from it (`model`, `stream`).
  */
 import { errors } from "./errors.ts";
-import { isObject } from "./metering.ts";
+import { JsonScanError, scanObject } from "./json_scan.ts";
 
 /** Reads the whole body; 413 when it exceeds `limit` bytes. */
 export async function readBody(req: Request, limit: number): Promise<Uint8Array<ArrayBuffer>> {
@@ -29,25 +29,40 @@ export async function readBody(req: Request, limit: number): Promise<Uint8Array<
 
 const dec = new TextDecoder();
 
-/** A parsed request body with the fields routing needs. */
+/** The top-level request fields the gateway reads; everything else is forwarded unread. */
+export interface BodyFields {
+  model?: unknown;
+  stream?: unknown;
+  stream_options?: unknown;
+}
+
+/** A request body's routing facts. */
 export interface InspectedBody {
-  json: Record<string, unknown>;
+  /** The top-level fields the gateway reads (only those present). */
+  json: BodyFields;
   model: string;
   stream: boolean;
 }
 
-/** Parses the body as a JSON object with a string `model`; 400 otherwise. */
+const WANTED = ["model", "stream", "stream_options"] as const;
+
+/**
+ * Checks that the body is a JSON object with a string `model`; 400
+ * otherwise. Only the fields routing needs are parsed: the structure of the
+ * rest is checked without building it (a 500 KB conversation costs no
+ * garbage), and the upstream judges what is inside its strings.
+ */
 export function inspectBody(raw: Uint8Array): InspectedBody {
-  let json: unknown;
+  let members: Map<string, string>;
   try {
-    json = JSON.parse(dec.decode(raw));
+    members = scanObject(dec.decode(raw), WANTED);
   } catch (e) {
-    const why = raw.length === 0 ? "the body is empty" : (e as Error).message;
+    if (!(e instanceof JsonScanError)) throw e;
+    const why = raw.length === 0 ? "the body is empty" : e.message;
     throw errors.badRequest("invalid_json", `request body is not valid JSON: ${why}`);
   }
-  if (!isObject(json)) {
-    throw errors.badRequest("invalid_json", "request body must be a JSON object");
-  }
+  const json: BodyFields = {};
+  for (const [k, v] of members) json[k as keyof BodyFields] = JSON.parse(v);
   const model = json.model;
   if (typeof model !== "string" || model.trim() === "") {
     throw errors.badRequest("missing_model", 'request body needs a "model" string');

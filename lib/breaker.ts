@@ -25,7 +25,11 @@ export class ProviderHealth {
   /** Exponentially weighted mean time to response headers (ms). */
   latencyMs?: number;
   #probe = false;
-  #recent: { at: number; ok: boolean }[] = [];
+  /** The last {@link RECENT} outcomes, a ring: time (ms) and whether it went well. */
+  #recentAt = new Float64Array(RECENT);
+  #recentOk = new Uint8Array(RECENT);
+  #recentNext = 0;
+  #recentSize = 0;
 
   /** May an attempt go out now? `probe` is the one trial request of a half-open breaker. */
   admit(now: number, policy: Policy): Admission {
@@ -80,17 +84,19 @@ export class ProviderHealth {
   }
 
   #push(at: number, ok: boolean): void {
-    this.#recent.push({ at, ok });
-    if (this.#recent.length > RECENT) this.#recent.shift();
+    this.#recentAt[this.#recentNext] = at;
+    this.#recentOk[this.#recentNext] = ok ? 1 : 0;
+    this.#recentNext = (this.#recentNext + 1) % RECENT;
+    if (this.#recentSize < RECENT) this.#recentSize++;
   }
 
   #rateTripped(now: number, policy: Policy): boolean {
     if (policy.breakerRate <= 0) return false;
     let n = 0, bad = 0;
-    for (const r of this.#recent) {
-      if (now - r.at > policy.breakerWindowMs) continue;
+    for (let i = 0; i < this.#recentSize; i++) {
+      if (now - this.#recentAt[i] > policy.breakerWindowMs) continue;
       n++;
-      if (!r.ok) bad++;
+      if (!this.#recentOk[i]) bad++;
     }
     return n >= policy.breakerMinRequests && bad / n >= policy.breakerRate;
   }

@@ -29,11 +29,9 @@ export class Deadlines {
     return d;
   }
 
-  /** Forgets a deadline (no-op when it already fired). */
+  /** Forgets a deadline (no-op when it already fired). The ticker stops at its next idle tick. */
   cancel(d: Deadline | undefined): void {
-    if (!d) return;
-    this.#pending.delete(d);
-    if (this.#pending.size === 0) this.#stop();
+    if (d) this.#pending.delete(d);
   }
 
   #tick(): void {
@@ -44,6 +42,12 @@ export class Deadlines {
       d.fire();
     }
     if (this.#pending.size === 0) this.#stop();
+  }
+
+  /** Stops the ticker; pending deadlines never fire. */
+  close(): void {
+    this.#pending.clear();
+    this.#stop();
   }
 
   #stop(): void {

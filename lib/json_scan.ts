@@ -95,3 +95,126 @@ export function spliceBytes(
   out.set(b.subarray(end), start + insert.length);
   return out;
 }
+
+/** Thrown by {@link scanObject} for text that is not a JSON object. */
+export class JsonScanError extends Error {}
+
+const WS = new Set([0x20, 0x0a, 0x0d, 0x09]);
+const NUMBER_RE = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+
+function textWs(s: string, i: number): number {
+  while (i < s.length && WS.has(s.charCodeAt(i))) i++;
+  return i;
+}
+
+function fail(s: string, i: number, what: string): never {
+  throw new JsonScanError(
+    i >= s.length
+      ? `unexpected end of input (expected ${what})`
+      : `expected ${what} at position ${i}`,
+  );
+}
+
+/** Index just past the string starting at `i` (a `"`). */
+function skipText(s: string, i: number): number {
+  let j = i + 1;
+  for (;;) {
+    const q = s.indexOf('"', j);
+    if (q === -1) fail(s, s.length, "the end of a string");
+    let k = q - 1;
+    while (s.charCodeAt(k) === 0x5c) k--;
+    if ((q - 1 - k) % 2 === 0) return q + 1;
+    j = q + 1;
+  }
+}
+
+function skipScalar(s: string, i: number): number {
+  const c = s.charCodeAt(i);
+  if (c === 0x22) return skipText(s, i);
+  for (const lit of ["true", "false", "null"]) if (s.startsWith(lit, i)) return i + lit.length;
+  NUMBER_RE.lastIndex = i;
+  if (NUMBER_RE.test(s)) return NUMBER_RE.lastIndex;
+  return fail(s, i, "a value");
+}
+
+/**
+ * Index just past the JSON value at `i`, checking its structure without
+ * building it (string contents are skipped, not decoded).
+ */
+function skipJson(s: string, i: number): number {
+  const stack: number[] = []; // 0x7d: in an object, 0x5d: in an array
+  let wantKey = false;
+  for (;;) {
+    i = textWs(s, i);
+    if (wantKey) {
+      if (s.charCodeAt(i) !== 0x22) fail(s, i, "a property name");
+      i = textWs(s, skipText(s, i));
+      if (s.charCodeAt(i) !== 0x3a) fail(s, i, "':'");
+      i = textWs(s, i + 1);
+      wantKey = false;
+    }
+    const c = s.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) {
+      const close = c === 0x7b ? 0x7d : 0x5d;
+      i = textWs(s, i + 1);
+      if (s.charCodeAt(i) !== close) {
+        stack.push(close);
+        wantKey = c === 0x7b;
+        continue;
+      }
+      i++;
+    } else i = skipScalar(s, i);
+    // After a value: a separator, or the end of one or more containers.
+    for (;;) {
+      if (stack.length === 0) return i;
+      i = textWs(s, i);
+      const top = stack[stack.length - 1];
+      const d = s.charCodeAt(i);
+      if (d === 0x2c) {
+        i++;
+        wantKey = top === 0x7d;
+        break;
+      }
+      if (d !== top) fail(s, i, top === 0x7d ? "',' or '}'" : "',' or ']'");
+      stack.pop();
+      i++;
+    }
+  }
+}
+
+/**
+ * Checks that `s` is a JSON object and returns the raw text of the wanted
+ * top-level members (the last one wins when a key repeats, as with
+ * `JSON.parse`), without parsing the rest: a 500 KB request is read for its
+ * `model` without building its messages.
+ */
+export function scanObject(s: string, want: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  let i = textWs(s, 0);
+  if (s.charCodeAt(i) !== 0x7b) fail(s, i, "a JSON object");
+  i = textWs(s, i + 1);
+  if (s.charCodeAt(i) === 0x7d) i++;
+  else {
+    for (;;) {
+      if (s.charCodeAt(i) !== 0x22) fail(s, i, "a property name");
+      const keyEnd = skipText(s, i);
+      let key = s.slice(i + 1, keyEnd - 1);
+      if (key.includes("\\")) key = JSON.parse(s.slice(i, keyEnd));
+      i = textWs(s, keyEnd);
+      if (s.charCodeAt(i) !== 0x3a) fail(s, i, "':'");
+      const start = textWs(s, i + 1);
+      i = skipJson(s, start);
+      if (want.includes(key)) out.set(key, s.slice(start, i));
+      i = textWs(s, i);
+      if (s.charCodeAt(i) === 0x2c) {
+        i = textWs(s, i + 1);
+        continue;
+      }
+      if (s.charCodeAt(i) !== 0x7d) fail(s, i, "',' or '}'");
+      i++;
+      break;
+    }
+  }
+  if (textWs(s, i) !== s.length) fail(s, textWs(s, i), "the end of the input");
+  return out;
+}

@@ -213,6 +213,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       }
       await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
       ctx.keys.close();
+      ctx.deadlines.close();
       await ctx.usage.flush();
       if (!opts.kv) ctx.kv.close();
       log.info("gateway stopped");

@@ -6,7 +6,13 @@
 import { assert, assertEquals } from "./assert.ts";
 import { openai } from "../lib/formats/openai.ts";
 import { anthropic } from "../lib/formats/anthropic.ts";
-import { findMember, isEmptyObject, spliceBytes } from "../lib/json_scan.ts";
+import {
+  findMember,
+  isEmptyObject,
+  JsonScanError,
+  scanObject,
+  spliceBytes,
+} from "../lib/json_scan.ts";
 import { parseRegistry, type Provider } from "../lib/registry.ts";
 
 const enc = new TextEncoder();
@@ -273,4 +279,48 @@ Deno.test("isEmptyObject and spliceBytes", () => {
   assertEquals(dec.decode(spliceBytes(b, 6, 6, enc.encode("<"))), "abcdef<");
   assertEquals(dec.decode(spliceBytes(b, 1, 5, new Uint8Array())), "af");
   assertEquals(dec.decode(b), "abcdef", "the input is not modified");
+});
+
+Deno.test("scanObject: reads top-level members only, last one wins, without parsing the rest", () => {
+  const text =
+    ' { "messages": [{"model": "nested", "content": "say \\"model\\": x ]}{"}], "model": "first",\n "stream": true, "model" : "last" } ';
+  const m = scanObject(text, ["model", "stream", "stream_options"]);
+  assertEquals(m.get("model"), '"last"');
+  assertEquals(m.get("stream"), "true");
+  assertEquals(m.has("stream_options"), false);
+  assertEquals(
+    scanObject('{"mod\\u0065l": "escaped key"}', ["model"]).get("model"),
+    '"escaped key"',
+  );
+  assertEquals(scanObject("{}", ["model"]).size, 0);
+});
+
+Deno.test("scanObject: rejects what is not one JSON object, naming the position", () => {
+  for (
+    const bad of [
+      "",
+      "[1]",
+      "{not json",
+      '{"a":1,}',
+      '{"a":[1,2}',
+      '{"a":tru}',
+      '{"a":"unterminated',
+      '{"a":1} trailing',
+      '{"n":01}',
+      '{"a" 1}',
+      '{"a":{"b":1]}',
+    ]
+  ) {
+    let error: unknown;
+    try {
+      scanObject(bad, ["a"]);
+    } catch (e) {
+      error = e;
+    }
+    assert(error instanceof JsonScanError, `accepted ${JSON.stringify(bad)}`);
+  }
+  for (const good of ['{"a":[]}', '{"a":{"b":[{},[],"x\\\\"]},"c":-1.5e-3,"d":null,"e":false}']) {
+    scanObject(good, ["a"]);
+    JSON.parse(good);
+  }
 });

@@ -4,6 +4,7 @@
  * `if (format === ...)`.
  */
 import type { Metered, StreamMeter } from "../metering.ts";
+import type { BodyFields } from "../body.ts";
 import type { FormatName, Provider } from "../registry.ts";
 import type { SseEventDropper } from "../sse_filter.ts";
 
@@ -39,7 +40,7 @@ export interface ApiFormat {
    */
   prepareBody(
     raw: Uint8Array<ArrayBuffer>,
-    json: Record<string, unknown>,
+    json: BodyFields,
     provider: Provider,
   ): PreparedBody;
   /**
