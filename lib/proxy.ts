@@ -453,6 +453,7 @@ function streamResponse(
     meter: format.streamMeter(),
     dropper: strip ? format.injectedUsageDropper() : undefined,
     errorEvent: (message) => format.sseError(502, message),
+    deadlines: s.ctx.deadlines,
     idleMs: policy.idleMs,
     deadline: s.totalDeadline,
     onDisconnect: policy.onDisconnect,

@@ -9,6 +9,7 @@
  * event and the end of the stream. When the client goes away, the upstream
  * request is cancelled (or, with `drain`, read to its end to meter it).
  */
+import type { Deadline, Deadlines } from "./deadlines.ts";
 import type { Metered, StreamMeter } from "./metering.ts";
 import { SseReader } from "./sse.ts";
 import type { SseEventDropper } from "./sse_filter.ts";
@@ -30,6 +31,8 @@ export interface RelayOptions {
   dropper?: SseEventDropper;
   /** Bytes of a native SSE error event. */
   errorEvent: (message: string) => Uint8Array;
+  /** The shared ticker the idle and total limits run on. */
+  deadlines: Deadlines;
   /** Longest silence between upstream chunks. */
   idleMs: number;
   /** `performance.now()` by which the stream must have ended. */
@@ -92,7 +95,7 @@ export function relay(o: RelayOptions): Relay {
   let clientClosed = false;
   let client: ReadableStreamDefaultController<Uint8Array> | undefined;
   let lastChunk = performance.now();
-  let watchdog: ReturnType<typeof setTimeout> | undefined;
+  let watchdog: Deadline | undefined;
   let drainTimer: ReturnType<typeof setTimeout> | undefined;
 
   const closeClient = (event?: Uint8Array) => {
@@ -121,16 +124,14 @@ export function relay(o: RelayOptions): Relay {
   };
 
   const arm = () => {
-    const now = performance.now();
-    const wait = Math.max(0, Math.min(o.idleMs - (now - lastChunk), o.deadline - now));
-    watchdog = setTimeout(() => {
+    watchdog = o.deadlines.add(Math.min(lastChunk + o.idleMs, o.deadline), () => {
       const t = performance.now();
       if (t >= o.deadline) {
         stop("total_timeout", "the upstream stream ran past the gateway's time limit");
       } else if (t - lastChunk >= o.idleMs) {
         stop("idle_timeout", `the upstream stream was silent for ${Math.round(o.idleMs / 1000)} s`);
       } else arm();
-    }, wait);
+    });
   };
   arm();
 
@@ -149,7 +150,7 @@ export function relay(o: RelayOptions): Relay {
       end = "upstream_error";
       detail = (e as Error).message;
     }
-    clearTimeout(watchdog);
+    o.deadlines.cancel(watchdog);
     clearTimeout(drainTimer);
     if (stopped) [end, detail] = [stopped.end, stopped.message];
     else if (clientGone && end === "eof") end = "client_gone";
