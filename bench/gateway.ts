@@ -1,0 +1,158 @@
+/**
+ * The gateway under test, as in production: `main.ts` in its own process
+ * (`deno run --unstable-kv --unstable-no-legacy-abort -A main.ts`) with a
+ * temporary KV file holding one client key (created with `KeyStore` before
+ * start), a temporary models.json whose two providers point at the fake
+ * upstream, `LOG_LEVEL=warn`, and the admin API on for the usage checks.
+ */
+import { KeyStore } from "../lib/keys.ts";
+import { freePort, type Proc, spawn } from "./procs.ts";
+
+/** The gateway entry point: this checkout's main.ts, or `BENCH_GATEWAY_MAIN` (another checkout). */
+const MAIN = Deno.env.get("BENCH_GATEWAY_MAIN") || new URL("../main.ts", import.meta.url).pathname;
+
+/** Usage totals as `GET /admin/usage` reports them. */
+export interface UsageTotals {
+  requests: number;
+  inputUncached: number;
+  cacheRead: number;
+  cacheWrite: number;
+  output: number;
+  failed: number;
+  incomplete: number;
+}
+
+/** A prepared gateway home: its KV file, models.json and client key. */
+export interface GatewayHome {
+  dir: string;
+  secret: string;
+  adminKey: string;
+}
+
+/** Secrets the gateway sends to the fake upstream. */
+export interface ProviderSecrets {
+  anthropic: string;
+  openai: string;
+}
+
+/** Writes models.json and creates the client key in a fresh KV file under `dir`. */
+export async function prepareGateway(
+  dir: string,
+  upstream: string,
+): Promise<GatewayHome> {
+  await Deno.mkdir(dir, { recursive: true });
+  const models = {
+    providers: {
+      "bench-anthropic": {
+        name: "Bench Anthropic",
+        format: "anthropic",
+        base_url: `${upstream}/anthropic/v1`,
+        api_key_env: "BENCH_PROVIDER_KEY_A",
+        auth_header: "x-api-key",
+        chat_endpoint: "/messages",
+        model_prefixes: ["claude"],
+      },
+      "bench-openai": {
+        name: "Bench OpenAI",
+        format: "openai",
+        base_url: `${upstream}/openai/v1`,
+        api_key_env: "BENCH_PROVIDER_KEY_O",
+        auth_header: "authorization_bearer",
+        chat_endpoint: "/chat/completions",
+        model_prefixes: ["gpt"],
+      },
+    },
+    routing: { claude: ["bench-anthropic"], gpt: ["bench-openai"] },
+    known_models: [
+      { id: "claude-bench-json", provider: "bench-anthropic", owned_by: "bench" },
+      { id: "gpt-bench-json", provider: "bench-openai", owned_by: "bench" },
+    ],
+  };
+  await Deno.writeTextFile(`${dir}/models.json`, JSON.stringify(models, null, 2));
+  const kv = await Deno.openKv(`${dir}/gateway.kv`);
+  try {
+    const { secret } = await new KeyStore(kv).create({ name: "bench" });
+    const adminKey = `bench-admin-${crypto.randomUUID()}`;
+    return { dir, secret, adminKey };
+  } finally {
+    kv.close();
+  }
+}
+
+/** A running gateway. */
+export interface GatewayProc extends Proc {
+  url: string;
+  home: GatewayHome;
+  /** Usage totals via the admin API (which flushes pending usage first). */
+  usage(): Promise<UsageTotals>;
+}
+
+/** Starts `main.ts` on core `cpu` and waits until `/health` answers. */
+export async function startGateway(o: {
+  home: GatewayHome;
+  secrets: ProviderSecrets;
+  cpu?: string;
+  log: string;
+  /** Extra `deno run` flags, e.g. `--cpu-prof`. */
+  denoFlags?: string[];
+}): Promise<GatewayProc> {
+  const port = freePort();
+  const proc = spawn({
+    name: "gateway",
+    cmd: [
+      Deno.execPath(),
+      "run",
+      "--unstable-kv",
+      "--unstable-no-legacy-abort",
+      ...(o.denoFlags ?? []),
+      "-A",
+      MAIN,
+    ],
+    env: {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      KV_PATH: `${o.home.dir}/gateway.kv`,
+      MODELS_CONFIG: `${o.home.dir}/models.json`,
+      ADMIN_KEY: o.home.adminKey,
+      LOG_LEVEL: "warn",
+      BENCH_PROVIDER_KEY_A: o.secrets.anthropic,
+      BENCH_PROVIDER_KEY_O: o.secrets.openai,
+    },
+    cpu: o.cpu,
+    log: o.log,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const until = performance.now() + 30_000;
+  for (;;) {
+    try {
+      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
+      await res.body?.cancel();
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (performance.now() > until) {
+      await proc.stop(1000);
+      throw new Error(`the gateway did not become healthy within 30 s (see ${o.log})`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const usage = async (): Promise<UsageTotals> => {
+    const res = await fetch(`${url}/admin/usage`, {
+      headers: { "x-api-key": o.home.adminKey },
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!res.ok) throw new Error(`GET /admin/usage: HTTP ${res.status}`);
+    const j = await res.json();
+    return {
+      requests: j.total_requests,
+      inputUncached: j.input_uncached,
+      cacheRead: j.cache_read,
+      cacheWrite: j.cache_write,
+      output: j.total_output_tokens,
+      failed: j.failed,
+      incomplete: j.incomplete,
+    };
+  };
+  return { ...proc, url, home: o.home, usage };
+}

@@ -1,0 +1,168 @@
+/**
+ * Server processes for the benchmark: spawning them pinned to a core with a
+ * raised file-descriptor limit, and reading their CPU time and memory from
+ * `/proc` (Linux).
+ */
+
+/** True when `taskset` (util-linux) is on PATH. */
+export const HAS_TASKSET: boolean = (() => {
+  try {
+    return new Deno.Command("taskset", { args: ["-V"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+})();
+
+/** Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`). */
+export const CLK_TCK: number = (() => {
+  try {
+    const out = new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).outputSync();
+    const n = Number(new TextDecoder().decode(out.stdout).trim());
+    return n > 0 ? n : 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** How to start one process. */
+export interface SpawnOptions {
+  /** Shown in errors. */
+  name: string;
+  /** Program and arguments. */
+  cmd: string[];
+  env?: Record<string, string>;
+  /** CPU list for `taskset -c`, e.g. "0" (ignored without taskset). */
+  cpu?: string;
+  /** File that receives stderr (and stdout unless `stdout` is "piped"). */
+  log: string;
+  stdout?: "piped" | "log";
+}
+
+/** A started process. `pid` is the program's own pid (`taskset` and `sh` exec into it). */
+export interface Proc {
+  name: string;
+  pid: number;
+  child: Deno.ChildProcess;
+  /** Sends SIGTERM, waits up to `graceMs`, then SIGKILL. */
+  stop(graceMs?: number): Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Starts a program through `sh` (to raise `ulimit -n` to the hard limit) and
+ * `taskset` (to pin it), both of which exec into it, so the child's pid is
+ * the program's.
+ */
+export function spawn(o: SpawnOptions): Proc {
+  const redirect = o.stdout === "piped" ? '2>>"$BENCH_LOG"' : '>>"$BENCH_LOG" 2>&1';
+  const script = `ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@" ${redirect}`;
+  const sh = ["sh", "-c", script, "sh", ...o.cmd];
+  const argv = o.cpu !== undefined && HAS_TASKSET ? ["taskset", "-c", o.cpu, ...sh] : sh;
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env: { ...o.env, BENCH_LOG: o.log },
+    stdin: "null",
+    stdout: o.stdout === "piped" ? "piped" : "null",
+    stderr: "null",
+  }).spawn();
+  let status: Promise<Deno.CommandStatus> | undefined;
+  const stop = async (graceMs = 10_000) => {
+    status ??= child.status;
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const killed = new Promise<void>((r) =>
+      timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // already gone
+        }
+        r();
+      }, graceMs)
+    );
+    await Promise.race([status, killed]);
+    clearTimeout(timer);
+    return await status;
+  };
+  return { name: o.name, pid: child.pid, child, stop };
+}
+
+/** Reads the first stdout line of a process as JSON (e.g. `{"port":N}`), within `ms`. */
+export async function firstJsonLine<T>(p: Proc, ms = 20_000): Promise<T> {
+  const reader = p.child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) =>
+    timer = setTimeout(() => reject(new Error(`${p.name}: no start-up line within ${ms} ms`)), ms)
+  );
+  try {
+    while (!buf.includes("\n")) {
+      const { done, value } = await Promise.race([reader.read(), timeout]);
+      if (done) throw new Error(`${p.name} exited before it started (see its log)`);
+      buf += value;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  // Keep draining so the process never blocks on a full pipe.
+  (async () => {
+    try {
+      while (!(await reader.read()).done) { /* discard */ }
+    } catch {
+      // process gone
+    }
+  })();
+  return JSON.parse(buf.slice(0, buf.indexOf("\n"))) as T;
+}
+
+/** A free TCP port on 127.0.0.1 (bound, then released). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** User plus system CPU time of a whole process (all its threads, living or exited), in µs. */
+export function cpuMicros(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks * (1e6 / CLK_TCK);
+}
+
+function statusKiB(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const text = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text);
+  if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(m[1]);
+}
+
+/** Resident set size now, in KiB. */
+export function rssKiB(pid: number): number {
+  return statusKiB(pid, "VmRSS");
+}
+
+/** Peak resident set size since start or the last {@link resetPeakRss}, in KiB. */
+export function peakRssKiB(pid: number): number {
+  return statusKiB(pid, "VmHWM");
+}
+
+/**
+ * Resets a process's peak RSS (VmHWM) to its current RSS, by writing 5 to
+ * `/proc/<pid>/clear_refs` (Linux 4.0+, needs the right to write there).
+ * Returns false when that is not possible; VmHWM is then the lifetime peak.
+ */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    Deno.writeTextFileSync(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
+}

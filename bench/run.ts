@@ -1,0 +1,622 @@
+/**
+ * The gateway benchmark (issue 3): `deno task bench [flags]`.
+ *
+ * Starts a fake upstream (bench/upstream.ts), the floor (bench/floor.ts, the
+ * thinnest Deno proxy) and the gateway (main.ts, as in production), each in
+ * its own process pinned to CPU 0, and loads them with wrk pinned to CPU 1.
+ * For each workload (1 KB JSON, unpaced SSE, paced SSE, 500 KB request
+ * bodies) it runs direct → floor → gateway at each concurrency, interleaved,
+ * for several rounds, and reports medians and per-round ratios. After every
+ * gateway run the usage the gateway recorded must equal what the upstream
+ * served; a run where it does not is marked FAIL and the command exits 1.
+ * Then a streaming client measures paced-SSE time to first byte and chunk
+ * delays, and the RSS cost of 1,000 open streams. The Markdown result is
+ * printed and written to bench/results/latest.md (logs in bench/results/logs/).
+ *
+ * Flags (environment variable in brackets):
+ *   --quick                 smoke run: 1 round, 1 s runs, 16 paced streams (under 2 minutes)
+ *   --rounds N              rounds of every workload × concurrency × target [BENCH_ROUNDS] (3)
+ *   --duration S            active seconds per wrk run [BENCH_DURATION] (3; quick 1)
+ *   --warmup S              warm-up seconds per target before each workload (1; quick 0.5)
+ *   --workloads LIST        json,sse,paced,large (all)
+ *   --concurrency LIST      1,16,64
+ *   --paced-streams N       paced streams per target per round for TTFB/chunk delays (32; quick 16; 0 skips)
+ *   --streams N             concurrent open streams for the RSS test [BENCH_STREAMS] (1000; 0 skips)
+ *   --profile[=LIST]        instead of the benchmark: run the gateway under V8's CPU profiler
+ *                           (--cpu-prof into bench/results/prof/) for each listed workload
+ *                           (default json,sse) and print its top self-time functions
+ *   --profile-seconds S     length of each profiled run (10)
+ *   --profile-concurrency N connections of each profiled run (16)
+ *   --out FILE              where to write the Markdown (bench/results/latest.md)
+ *   --help
+ *
+ * BENCH_GATEWAY_MAIN=/path/to/other/checkout/main.ts benchmarks another gateway build;
+ * BENCH_MAX_MINUTES (30) is a hard limit on the whole run.
+ */
+import { parseArgs } from "node:util";
+import { UpstreamControl } from "./control.ts";
+import { type GatewayProc, prepareGateway, startGateway } from "./gateway.ts";
+import { ensureWrk } from "./load.ts";
+import { type Bench, measureRun, quiesce, type RunResult, settleUsage } from "./measure.ts";
+import { firstJsonLine, HAS_TASKSET, type Proc, resetPeakRss, rssKiB, spawn } from "./procs.ts";
+import {
+  type Cell,
+  evaluateTargets,
+  type OpenReport,
+  type PacedReport,
+  renderCancellation,
+  renderCells,
+  renderOpen,
+  renderPaced,
+  renderTargets,
+  summarizeCell,
+  summarizePaced,
+} from "./report.ts";
+import { median } from "./stats.ts";
+import { type PacedSamples, runClient } from "./stream_client.ts";
+import { formatSummary, newestProfile, summarize } from "./top_functions.ts";
+import type { UsageCheck } from "./usage_check.ts";
+import {
+  type Credentials,
+  requestsFor,
+  SLOW,
+  TARGETS,
+  type Workload,
+  type WorkloadName,
+  WORKLOADS,
+} from "./workloads.ts";
+
+const HERE = new URL(".", import.meta.url).pathname;
+const RESULTS = `${HERE}results`;
+const LOGS = `${RESULTS}/logs`;
+
+interface Options {
+  quick: boolean;
+  rounds: number;
+  durationS: number;
+  warmupS: number;
+  workloads: Workload[];
+  concurrency: number[];
+  pacedStreams: number;
+  streams: number;
+  profile?: WorkloadName[];
+  profileSeconds: number;
+  profileConcurrency: number;
+  out: string;
+}
+
+function usage(): never {
+  const text = Deno.readTextFileSync(new URL(import.meta.url).pathname);
+  const doc = /\/\*\*([\s\S]*?)\*\//.exec(text)?.[1] ?? "";
+  console.log(doc.split("\n").map((l) => l.replace(/^ \* ?/, "")).join("\n").trim());
+  Deno.exit(0);
+}
+
+function parseOptions(argv: string[]): Options {
+  let profile: string | undefined;
+  const rest: string[] = [];
+  for (const a of argv) {
+    if (a === "--profile") profile = "json,sse";
+    else if (a.startsWith("--profile=")) profile = a.slice("--profile=".length);
+    else rest.push(a);
+  }
+  const { values } = parseArgs({
+    args: rest,
+    strict: true,
+    options: {
+      quick: { type: "boolean", default: false },
+      rounds: { type: "string" },
+      duration: { type: "string" },
+      warmup: { type: "string" },
+      workloads: { type: "string" },
+      concurrency: { type: "string" },
+      "paced-streams": { type: "string" },
+      streams: { type: "string" },
+      "profile-seconds": { type: "string" },
+      "profile-concurrency": { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) usage();
+  const quick = values.quick ?? false;
+  const num = (v: string | undefined, env: string | undefined, dflt: number, name: string) => {
+    const s = v ?? (env ? Deno.env.get(env) : undefined);
+    if (s === undefined || s === "") return dflt;
+    const n = Number(s);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number`);
+    return n;
+  };
+  const names = (values.workloads ?? "json,sse,paced,large").split(",").map((s) => s.trim());
+  const workloads = names.map((n) => {
+    const w = WORKLOADS.find((x) => x.name === n);
+    if (!w) throw new Error(`unknown workload "${n}" (json, sse, paced, large)`);
+    return w;
+  });
+  const profileNames = profile?.split(",").map((s) => s.trim()) as WorkloadName[] | undefined;
+  for (const p of profileNames ?? []) {
+    if (!WORKLOADS.some((w) => w.name === p)) throw new Error(`unknown workload "${p}"`);
+  }
+  return {
+    quick,
+    rounds: Math.max(1, Math.round(num(values.rounds, "BENCH_ROUNDS", quick ? 1 : 3, "rounds"))),
+    durationS: Math.max(0.5, num(values.duration, "BENCH_DURATION", quick ? 1 : 3, "duration")),
+    warmupS: num(values.warmup, undefined, quick ? 0.5 : 1, "warmup"),
+    workloads,
+    concurrency: (values.concurrency ?? "1,16,64").split(",").map((s) => {
+      const n = Number(s);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`bad concurrency "${s}"`);
+      return n;
+    }),
+    pacedStreams: Math.round(
+      num(values["paced-streams"], undefined, quick ? 16 : 32, "paced-streams"),
+    ),
+    streams: Math.round(num(values.streams, "BENCH_STREAMS", 1000, "streams")),
+    profile: profileNames,
+    profileSeconds: num(values["profile-seconds"], undefined, 10, "profile-seconds"),
+    profileConcurrency: Math.max(
+      1,
+      Math.round(num(values["profile-concurrency"], undefined, 16, "profile-concurrency")),
+    ),
+    out: values.out ?? `${RESULTS}/latest.md`,
+  };
+}
+
+/** Processes started by this run, stopped on exit or Ctrl-C. */
+const live = new Set<Proc>();
+
+function track<T extends Proc>(p: T): T {
+  live.add(p);
+  p.child.status.then(() => live.delete(p));
+  return p;
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all([...live].map((p) => p.stop(10_000)));
+}
+
+const CPU_SERVER = HAS_TASKSET && navigator.hardwareConcurrency >= 2 ? "0" : undefined;
+const CPU_LOAD = HAS_TASKSET && navigator.hardwareConcurrency >= 2 ? "1" : undefined;
+
+const SECRETS = {
+  anthropic: `up-a-${crypto.randomUUID()}`,
+  openai: `up-o-${crypto.randomUUID()}`,
+};
+
+/** The three servers of one phase. */
+interface Env {
+  bench: Bench;
+  upstream: Proc;
+  floor: Proc;
+  gateway: GatewayProc;
+}
+
+async function startEnv(label: string, tmp: string, gatewayFlags: string[] = []): Promise<Env> {
+  const deno = Deno.execPath();
+  const env = { BENCH_SECRET_A: SECRETS.anthropic, BENCH_SECRET_O: SECRETS.openai };
+  const upstream = track(spawn({
+    name: "upstream",
+    cmd: [deno, "run", "--unstable-no-legacy-abort", "-A", `${HERE}upstream.ts`],
+    env: { ...env, BENCH_PORT: "0" },
+    cpu: CPU_SERVER,
+    log: `${LOGS}/${label}-upstream.log`,
+    stdout: "piped",
+  }));
+  const upUrl = `http://127.0.0.1:${(await firstJsonLine<{ port: number }>(upstream)).port}`;
+  const floor = track(spawn({
+    name: "floor",
+    cmd: [deno, "run", "--unstable-no-legacy-abort", "-A", `${HERE}floor.ts`],
+    env: { ...env, BENCH_PORT: "0", BENCH_UPSTREAM: upUrl },
+    cpu: CPU_SERVER,
+    log: `${LOGS}/${label}-floor.log`,
+    stdout: "piped",
+  }));
+  const floorUrl = `http://127.0.0.1:${(await firstJsonLine<{ port: number }>(floor)).port}`;
+  const home = await prepareGateway(`${tmp}/${label}-gateway`, upUrl);
+  const gateway = track(
+    await startGateway({
+      home,
+      secrets: SECRETS,
+      cpu: CPU_SERVER,
+      log: `${LOGS}/${label}-gateway.log`,
+      denoFlags: gatewayFlags,
+    }),
+  );
+  const creds: Credentials = {
+    upstreamA: SECRETS.anthropic,
+    upstreamO: SECRETS.openai,
+    gatewayKey: home.secret,
+  };
+  return {
+    bench: {
+      up: new UpstreamControl(upUrl),
+      upPid: upstream.pid,
+      floor: { url: floorUrl, pid: floor.pid },
+      gateway,
+      creds,
+      loadCpu: CPU_LOAD,
+      tmpDir: tmp,
+    },
+    upstream,
+    floor,
+    gateway,
+  };
+}
+
+async function stopEnv(e: Env): Promise<void> {
+  await Promise.all([e.gateway.stop(30_000), e.floor.stop(), e.upstream.stop()]);
+}
+
+const started = performance.now();
+const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s`;
+
+function progress(r: RunResult): void {
+  const tag = r.round < 0 ? "warm-up" : `round ${r.round + 1}`;
+  const cpu = r.cpuUsPerReq !== undefined ? ` cpu ${r.cpuUsPerReq.toFixed(0)} µs/req` : "";
+  const usage = r.usage
+    ? (r.usage.ok ? " usage OK" : ` usage FAIL ${JSON.stringify({ ...r.usage, up: r.upstream })}`)
+    : "";
+  const issues = r.problems.length ? ` ⚠ ${r.problems.join("; ")}` : "";
+  console.error(
+    `  [${elapsed()}] ${r.workload} c=${r.concurrency} ${r.target.padEnd(7)} ${tag}: ${
+      r.rps.toFixed(0)
+    } rps, ` +
+      `p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms,${cpu}${usage}${issues}`,
+  );
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Every target × concurrency × round of one workload, on fresh processes. */
+async function runWorkload(w: Workload, o: Options, tmp: string): Promise<RunResult[]> {
+  console.error(`\n${w.label}: starting fresh upstream, floor and gateway`);
+  const env = await startEnv(w.name, tmp);
+  const out: RunResult[] = [];
+  try {
+    if (o.warmupS > 0) {
+      for (const t of TARGETS) {
+        const r = await measureRun(env.bench, w, t, 16, o.warmupS * 1000, -1);
+        progress(r);
+        out.push(r);
+      }
+    }
+    for (let round = 0; round < o.rounds; round++) {
+      for (const c of o.concurrency) {
+        for (const t of TARGETS) {
+          const r = await measureRun(env.bench, w, t, c, o.durationS * 1000, round);
+          progress(r);
+          out.push(r);
+        }
+      }
+    }
+  } finally {
+    await stopEnv(env);
+  }
+  return out;
+}
+
+/** Paced SSE through every target, timestamped by the stream client. */
+async function runPaced(o: Options, tmp: string): Promise<PacedReport> {
+  console.error(
+    `\npaced SSE TTFB and chunk delays: ${o.pacedStreams} streams × ${o.rounds} rounds`,
+  );
+  const env = await startEnv("ttfb", tmp);
+  const b = env.bench;
+  const problems: string[] = [];
+  try {
+    const paced = WORKLOADS.find((w) => w.name === "paced")!;
+    const targets = TARGETS.map((t) => ({
+      name: t,
+      url: t === "direct" ? b.up.base : t === "floor" ? b.floor.url : b.gateway.url,
+      specs: requestsFor(paced, t, b.creds),
+    }));
+    await quiesce(b.up);
+    await b.up.reset();
+    const before = await b.gateway.usage();
+    const staggerMs = 80;
+    const client = await runClient({
+      mode: "paced",
+      targets,
+      rounds: o.rounds,
+      streams: o.pacedStreams,
+      staggerMs,
+      warmup: 4,
+    }, { cpu: CPU_LOAD, log: `${LOGS}/ttfb-client.log`, tmpDir: tmp });
+    track(client.proc);
+    const perBatch = o.pacedStreams * staggerMs + 2000;
+    const line = await client.next(((o.rounds + 1) * 3 * perBatch) + 30_000);
+    await client.proc.child.status;
+    const results = line.results as Record<string, PacedSamples>;
+    if (!await quiesce(b.up)) problems.push("the upstream did not go idle");
+    const up = await b.up.stats();
+    const usage: UsageCheck = await settleUsage(b.gateway, before, up, "gateway");
+    const report = summarizePaced(results, usage, problems);
+    for (const r of report.rows) {
+      console.error(
+        `  ${r.target.padEnd(7)} TTFB p50 ${r.ttfbP50.toFixed(2)} ms, chunk delay p99 ` +
+          `${r.delayP99.toFixed(2)} ms, gap p99 ${r.gapP99.toFixed(2)} ms`,
+      );
+    }
+    return report;
+  } finally {
+    await stopEnv(env);
+  }
+}
+
+/** RSS before and while `n` slow streams are open through `target`. */
+async function runOpen(
+  env: Env,
+  target: "floor" | "gateway",
+  n: number,
+  tmp: string,
+): Promise<OpenReport> {
+  const b = env.bench;
+  const pid = target === "floor" ? b.floor.pid : b.gateway.pid;
+  const problems: string[] = [];
+  // Warm the process up (JIT, buffers) with ordinary traffic first.
+  const sse = WORKLOADS.find((w) => w.name === "sse")!;
+  const warm = await measureRun(b, sse, target, 16, 1000, -1);
+  progress(warm);
+  problems.push(...warm.problems.map((p) => `warm-up: ${p}`));
+  await sleep(500);
+  const base: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    base.push(rssKiB(pid));
+    await sleep(100);
+  }
+  await quiesce(b.up);
+  await b.up.reset();
+  const before = target === "gateway" ? await b.gateway.usage() : undefined;
+  resetPeakRss(pid);
+  const client = await runClient({
+    mode: "open",
+    target: {
+      name: target,
+      url: target === "floor" ? b.floor.url : b.gateway.url,
+      specs: requestsFor(SLOW, target, b.creds),
+    },
+    streams: n,
+    rampBatch: 50,
+    rampEveryMs: 20,
+    openTimeoutMs: 60_000,
+  }, { cpu: CPU_LOAD, log: `${LOGS}/open-${target}-client.log`, tmpDir: tmp });
+  track(client.proc);
+  const opened = await client.next(90_000);
+  console.error(`  [${elapsed()}] ${target}: ${opened.opened} streams open`);
+  const openCount = Number(opened.opened);
+  if (openCount < n) problems.push(`only ${openCount} of ${n} streams opened`);
+  await sleep(1000);
+  const samples: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    samples.push(rssKiB(pid));
+    await sleep(200);
+  }
+  const upOpen = (await b.up.stats()).slowOpen;
+  if (upOpen !== n) problems.push(`the upstream had ${upOpen} slow streams open, not ${n}`);
+  await b.up.finishSlow();
+  const done = await client.next(60_000);
+  console.error(`  [${elapsed()}] ${target}: ${done.completed} streams completed`);
+  await client.proc.child.status;
+  console.error(`  [${elapsed()}] ${target}: client exited`);
+  if (Number(done.completed) !== n) {
+    problems.push(`${done.completed} of ${n} streams completed (${done.errorCount} errors)`);
+  }
+  if (!await quiesce(b.up)) problems.push("the upstream did not go idle");
+  let usage: UsageCheck | undefined;
+  if (before) {
+    usage = await settleUsage(b.gateway, before, await b.up.stats());
+    problems.push(...usage.problems.map((p) => `usage: ${p}`));
+  }
+  const baseKiB = median(base);
+  const openKiB = Math.max(...samples);
+  const report: OpenReport = {
+    target,
+    streams: n,
+    opened: openCount,
+    baseKiB,
+    openKiB,
+    perStreamKiB: (openKiB - baseKiB) / Math.max(1, openCount),
+    usage,
+    problems: problems.filter((p) => !p.startsWith("usage: ")),
+  };
+  console.error(
+    `  ${target}: ${(baseKiB / 1024).toFixed(1)} → ${(openKiB / 1024).toFixed(1)} MiB, ` +
+      `${report.perStreamKiB.toFixed(1)} KiB/stream${
+        usage ? (usage.ok ? ", usage OK" : ", usage FAIL") : ""
+      }`,
+  );
+  return report;
+}
+
+async function machineHeader(o: Options): Promise<string> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown CPU";
+  const text = async (cmd: string, args: string[]) => {
+    try {
+      const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+      return new TextDecoder().decode(out.stdout).trim() ||
+        new TextDecoder().decode(out.stderr).trim();
+    } catch {
+      return "";
+    }
+  };
+  const nproc = (await text("nproc", [])) || String(navigator.hardwareConcurrency);
+  const wrk = (await text("wrk", ["-v"])).split("\n")[0].split(" [")[0];
+  const commit = await text("git", ["-C", `${HERE}..`, "rev-parse", "--short", "HEAD"]);
+  const dirty = await text("git", [
+    "-C",
+    `${HERE}..`,
+    "status",
+    "--porcelain",
+    "--",
+    "lib",
+    "main.ts",
+  ]);
+  const pin = CPU_SERVER !== undefined
+    ? "servers (upstream, floor, gateway) pinned to CPU 0, load (wrk, stream client) to CPU 1 with taskset"
+    : "not pinned (taskset missing or a single CPU)";
+  return [
+    `# Gateway benchmark`,
+    "",
+    `- Date: ${new Date().toISOString()}`,
+    `- Machine: ${nproc} CPUs (nproc), ${model}; Linux ${Deno.osRelease()}`,
+    `- Deno ${Deno.version.deno} (V8 ${Deno.version.v8}); load: ${wrk || "wrk"}; gateway ${
+      Deno.env.get("BENCH_GATEWAY_MAIN")
+        ? Deno.env.get("BENCH_GATEWAY_MAIN")
+        : `commit ${commit || "unknown"}${dirty ? " + uncommitted changes in lib/ or main.ts" : ""}`
+    }`,
+    `- ${pin}`,
+    `- ${o.rounds} round(s) × ${o.durationS} s per run, interleaved direct → floor → gateway${
+      o.quick ? " (--quick)" : ""
+    }; medians over rounds, ratios are medians of per-round ratios`,
+  ].join("\n");
+}
+
+async function runProfile(o: Options, tmp: string): Promise<number> {
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  let failed = false;
+  for (const name of o.profile ?? []) {
+    const w = WORKLOADS.find((x) => x.name === name)!;
+    const dir = `${RESULTS}/prof/${name}-${stamp}`;
+    await Deno.mkdir(dir, { recursive: true });
+    const c = o.profileConcurrency;
+    console.error(`\nprofiling the gateway on ${w.label} at c=${c} for ${o.profileSeconds} s`);
+    const env = await startEnv(`profile-${name}`, tmp, ["--cpu-prof", `--cpu-prof-dir=${dir}`]);
+    try {
+      progress(await measureRun(env.bench, w, "gateway", c, 1000, -1));
+      const r = await measureRun(env.bench, w, "gateway", c, o.profileSeconds * 1000, 0);
+      progress(r);
+      if (r.problems.length) failed = true;
+    } finally {
+      await stopEnv(env);
+    }
+    const file = await newestProfile(dir);
+    if (!file) {
+      console.error(`no .cpuprofile was written to ${dir}`);
+      failed = true;
+      continue;
+    }
+    const summary = formatSummary(summarize(JSON.parse(await Deno.readTextFile(file))), 20);
+    const md = `## Gateway CPU profile: ${w.label}, c=${c}\n\n${file}\n\n${summary}\n`;
+    await Deno.writeTextFile(`${dir}/top.md`, md);
+    console.log(md);
+  }
+  return failed ? 1 : 0;
+}
+
+async function main(): Promise<number> {
+  const o = parseOptions(Deno.args);
+  await Deno.mkdir(LOGS, { recursive: true });
+  await ensureWrk();
+  const tmp = await Deno.makeTempDir({ prefix: "gateway-bench-" });
+  try {
+    if (o.profile) return await runProfile(o, tmp);
+    const header = await machineHeader(o);
+    const t0 = performance.now();
+    const runs: RunResult[] = [];
+    for (const w of o.workloads) runs.push(...await runWorkload(w, o, tmp));
+    const paced = o.pacedStreams > 0 ? await runPaced(o, tmp) : undefined;
+    const open: OpenReport[] = [];
+    if (o.streams > 0) {
+      console.error(`\n${o.streams} open streams: RSS per stream`);
+      const env = await startEnv("open", tmp);
+      try {
+        open.push(await runOpen(env, "floor", o.streams, tmp));
+        open.push(await runOpen(env, "gateway", o.streams, tmp));
+      } finally {
+        await stopEnv(env);
+      }
+    }
+
+    const cells: Cell[] = [];
+    for (const w of o.workloads) {
+      for (const c of o.concurrency) cells.push(summarizeCell(runs, w.name, w.label, c));
+    }
+    const usageOk = runs.every((r) => !r.usage || r.usage.ok) &&
+      (!paced?.usage || paced.usage.ok) && open.every((x) => !x.usage || x.usage.ok);
+    const problems = [
+      ...runs.filter((r) => r.problems.length).map((r) =>
+        `${r.workload} c=${r.concurrency} ${r.target} ${
+          r.round < 0 ? "warm-up" : `round ${r.round + 1}`
+        }: ${r.problems.join("; ")}`
+      ),
+      ...(paced?.problems ?? []).map((p) => `paced: ${p}`),
+      ...(paced?.usage && !paced.usage.ok
+        ? [`paced: usage: ${paced.usage.problems.join("; ")}`]
+        : []),
+      ...open.flatMap((x) => x.problems.map((p) => `open streams (${x.target}): ${p}`)),
+    ];
+    const minutes = ((performance.now() - t0) / 60_000).toFixed(1);
+    const md = [
+      header,
+      "",
+      `## Throughput, latency, CPU and memory (${minutes} min run)`,
+      "",
+      renderCells(cells),
+      "",
+      "RPS counts completed requests until the run's clean end. Latencies from wrk's histogram. " +
+      "Added p50 = target p50 − direct p50. CPU = user+system time of the proxy process " +
+      "(/proc/<pid>/stat) per completed request; upstream CPU is the fake upstream's. Peak RSS " +
+      "= VmHWM of the proxy process during the run" +
+      (cells.some((c) => c.peakIsLifetime) ? " (* lifetime peak: clear_refs not writable)" : "") +
+      ". Usage: the gateway's recorded requests and tokens equal what the upstream served, " +
+      "per gateway run. Each request alternates Anthropic (/v1/messages) and OpenAI " +
+      "(/v1/chat/completions, no stream_options: the gateway adds include_usage and strips " +
+      "the usage event).",
+      "",
+      renderCancellation(runs),
+      ...(paced
+        ? [
+          "",
+          "## Paced SSE (64 deltas, 20 ms apart)",
+          "",
+          renderPaced(paced),
+          "",
+          "TTFB: request start to the first body chunk. Chunk delay: arrival at the client minus " +
+          "the upstream's send timestamp in the event. Gap: time between consecutive chunks.",
+        ]
+        : []),
+      ...(open.length ? ["", "## Open streams (RSS per stream)", "", renderOpen(open)] : []),
+      "",
+      "## Issue-3 targets",
+      "",
+      renderTargets(evaluateTargets(cells, paced, open, usageOk)),
+      ...(problems.length ? ["", "## Failed runs", "", ...problems.map((p) => `- ${p}`)] : []),
+      "",
+    ].join("\n");
+    console.log(md);
+    await Deno.mkdir(o.out.slice(0, o.out.lastIndexOf("/")) || ".", { recursive: true });
+    await Deno.writeTextFile(o.out, md);
+    console.error(`written to ${o.out}`);
+    return problems.length || !usageOk ? 1 : 0;
+  } finally {
+    await stopAll();
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) {
+  const onSignal = async () => {
+    console.error("\ninterrupted: stopping the benchmark's processes");
+    await stopAll();
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  // A hard limit on the whole benchmark, whatever hangs.
+  const maxMinutes = Number(Deno.env.get("BENCH_MAX_MINUTES") || 30);
+  const watchdog = setTimeout(async () => {
+    console.error(`bench: still running after ${maxMinutes} min (BENCH_MAX_MINUTES): giving up`);
+    await stopAll();
+    Deno.exit(1);
+  }, maxMinutes * 60_000);
+  Deno.unrefTimer(watchdog);
+  let code = 1;
+  try {
+    code = await main();
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message}`);
+    await stopAll();
+  }
+  Deno.exit(code);
+}

@@ -1,0 +1,143 @@
+/**
+ * What the benchmark sends: the four workloads (instant JSON, unpaced SSE,
+ * paced SSE, 500 KB request bodies), each as one Anthropic and one OpenAI
+ * request that the load generator alternates, and the three targets
+ * (direct to the fake upstream, the floor, the gateway) with the paths and
+ * credentials each expects.
+ */
+import type { Mode } from "./upstream.ts";
+
+/** A workload's name (`slow` is only used by the open-streams test). */
+export type WorkloadName = "json" | "sse" | "paced" | "large" | "slow";
+
+/** One workload. */
+export interface Workload {
+  name: WorkloadName;
+  /** Shown in tables. */
+  label: string;
+  /** The upstream behaviour it asks for (via the model name). */
+  mode: Mode;
+  stream: boolean;
+  /** Longest a response takes upstream; the end-of-run drain allows for it. */
+  responseMs: number;
+}
+
+/** Every workload, in table order. */
+export const WORKLOADS: Workload[] = [
+  { name: "json", label: "JSON (1 KB)", mode: "json", stream: false, responseMs: 0 },
+  { name: "sse", label: "SSE unpaced", mode: "sse", stream: true, responseMs: 0 },
+  { name: "paced", label: "SSE paced 64×20 ms", mode: "paced", stream: true, responseMs: 1300 },
+  { name: "large", label: "500 KB body", mode: "large", stream: false, responseMs: 0 },
+];
+
+/** Long-lived streams (a delta a second until the upstream is told to finish them). */
+export const SLOW: Workload = {
+  name: "slow",
+  label: "SSE slow (open streams)",
+  mode: "slow",
+  stream: true,
+  responseMs: 0,
+};
+
+/** Where load goes. */
+export type TargetName = "direct" | "floor" | "gateway";
+
+/** The three targets, in the order every round visits them. */
+export const TARGETS: TargetName[] = ["direct", "floor", "gateway"];
+
+/** One request as the load generator sends it. */
+export interface RequestSpec {
+  path: string;
+  /** The one credential header (`x-api-key` or `authorization`). */
+  authHeader: string;
+  authValue: string;
+  body: string;
+}
+
+/** Credentials of each hop. */
+export interface Credentials {
+  /** What the upstream requires on its Anthropic path. */
+  upstreamA: string;
+  /** What the upstream requires on its OpenAI path (bearer token). */
+  upstreamO: string;
+  /** The gateway client key. */
+  gatewayKey: string;
+}
+
+const USER_TEXT = "Summarise the benchmark results in one short paragraph, please.";
+
+/**
+ * About 500 KB of conversation, as a coding agent sends after a while:
+ * a long system prompt, tool results with file contents, many turns.
+ */
+function bigMessages(format: "anthropic" | "openai", targetBytes: number): unknown[] {
+  const line = "export function example(value: number): number { return value * 2 + 1; }\n";
+  const file = line.repeat(64); // ~4.7 KB
+  const out: unknown[] = [];
+  let size = 0;
+  for (let i = 0; size < targetBytes; i++) {
+    const user = `Turn ${i}: here is src/module_${i}.ts:\n${file}`;
+    const assistant = `I read module ${i}; it doubles and increments its input. ${
+      "ok ".repeat(60)
+    }`;
+    if (format === "anthropic") {
+      out.push({ role: "user", content: [{ type: "text", text: user }] });
+      out.push({ role: "assistant", content: [{ type: "text", text: assistant }] });
+    } else {
+      out.push({ role: "user", content: user });
+      out.push({ role: "assistant", content: assistant });
+    }
+    size += user.length + assistant.length + 120;
+  }
+  out.push({ role: "user", content: USER_TEXT });
+  return out;
+}
+
+/** The request body of a workload in one format; `model`, `stream` come first (the upstream reads only the head). */
+export function requestBody(w: Workload, format: "anthropic" | "openai"): string {
+  const model = `${format === "anthropic" ? "claude" : "gpt"}-bench-${w.mode}`;
+  const messages = w.mode === "large"
+    ? bigMessages(format, 500 * 1024)
+    : [{ role: "user", content: USER_TEXT }];
+  if (format === "anthropic") {
+    return JSON.stringify({
+      model,
+      stream: w.stream,
+      max_tokens: 4096,
+      ...(w.mode === "large" ? { system: "You are a careful coding assistant. ".repeat(200) } : {}),
+      messages,
+    });
+  }
+  // No stream_options: as the OpenAI SDKs send by default, so the gateway
+  // adds include_usage and removes the usage-only event, its real work.
+  return JSON.stringify({ model, stream: w.stream, max_tokens: 4096, messages });
+}
+
+/** The two requests (Anthropic, OpenAI) of a workload for one target. */
+export function requestsFor(w: Workload, target: TargetName, c: Credentials): RequestSpec[] {
+  const anthropic = requestBody(w, "anthropic");
+  const openai = requestBody(w, "openai");
+  if (target === "gateway") {
+    return [
+      { path: "/v1/messages", authHeader: "x-api-key", authValue: c.gatewayKey, body: anthropic },
+      {
+        path: "/v1/chat/completions",
+        authHeader: "authorization",
+        authValue: `Bearer ${c.gatewayKey}`,
+        body: openai,
+      },
+    ];
+  }
+  // The floor swaps the credential it is sent for the upstream's.
+  const a = target === "direct" ? c.upstreamA : "floor-client-key";
+  const o = target === "direct" ? c.upstreamO : "floor-client-key";
+  return [
+    { path: "/anthropic/v1/messages", authHeader: "x-api-key", authValue: a, body: anthropic },
+    {
+      path: "/openai/v1/chat/completions",
+      authHeader: "authorization",
+      authValue: `Bearer ${o}`,
+      body: openai,
+    },
+  ];
+}
