@@ -118,7 +118,8 @@ export async function createKey(req: Request, ctx: Context): Promise<Response> {
     enabled: body.enabled,
   });
   ctx.log.info("key created", { key_id: record.id, name: record.name });
-  return jsonResponse(201, { api_key: secret, ...keyView(record) });
+  // 200, as Luna answered (scripts check it), though 201 would be the REST habit.
+  return jsonResponse(200, { api_key: secret, ...keyView(record) });
 }
 
 /** `GET /admin/keys/{id}` */

@@ -217,7 +217,7 @@ export function openapiDocument() {
           ...adminOp("Create a key; the secret is in this response only", "CreatedKey"),
           requestBody: { required: true, content: json("CreateKeyBody") },
           responses: {
-            "201": { description: "created", content: json("CreatedKey") },
+            "200": { description: "created", content: json("CreatedKey") },
             ...adminErrors,
           },
         },

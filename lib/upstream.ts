@@ -58,6 +58,10 @@ export function upstreamHeaders(
     if (!DROP_REQUEST.has(k) && !named?.includes(k) && !(k in provider.headers)) out.push([k, v]);
   });
   for (const [k, v] of Object.entries(provider.headers)) out.push([k.toLowerCase(), v]);
+  // The body is known to be JSON; providers refuse a request without this header.
+  if (!client.has("content-type") && !("content-type" in provider.headers)) {
+    out.push(["content-type", "application/json"]);
+  }
   if (secret) {
     if (provider.authHeader === "x-api-key") out.push(["x-api-key", secret]);
     else out.push(["authorization", `Bearer ${secret}`]);

@@ -148,11 +148,11 @@ const LUNA_KEY_FIELDS = [
   "last_used",
 ];
 
-Deno.test("create key: 201, secret shown once, masked in every later response and log", async () => {
+Deno.test("create key: 200 (as Luna), secret shown once, masked in every later response and log", async () => {
   const s = await setup();
   try {
     const created = await s.call("POST", "/admin/keys", { name: "alice" });
-    assertEquals(created.status, 201);
+    assertEquals(created.status, 200);
     const secret: string = created.json.api_key;
     assert(secret.startsWith("sk-gw-"), secret);
     assertEquals(created.json.name, "alice");
@@ -636,7 +636,7 @@ Deno.test("bad admin requests: 400 for bad bodies, 405 for wrong methods, 404 pa
       name: "gpt only",
       allowed_providers: ["openai"],
     });
-    assertEquals(limited.status, 201);
+    assertEquals(limited.status, 200);
     assertEquals(limited.json.allowed_providers, ["openai"]);
     assertEquals((await gpt(s.t.url, limited.json.api_key)).status, 200);
     const res = await post(`${s.t.url}/v1/messages`, { model: "claude-test" }, {

@@ -440,3 +440,35 @@ Deno.test("on_disconnect drain: the upstream is read to its end and exact usage 
     await a.close();
   }
 });
+
+Deno.test("client disconnect before the response: the upstream request is cancelled, usage incomplete", async () => {
+  let abortedAt = 0;
+  const a = fakeUpstream((s) =>
+    new Promise((resolve) =>
+      s.signal.addEventListener("abort", () => {
+        abortedAt = performance.now();
+        resolve(new Response(""));
+      })
+    )
+  );
+  const t = await gateway(a.url, "http://127.0.0.1:9", { timeouts: { ttfb_ms: 5000 } });
+  try {
+    const ac = new AbortController();
+    const pending = call(t, "solo-x", false, ac.signal).catch(() => undefined);
+    for (let i = 0; i < 100 && a.seen.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const at = performance.now();
+    ac.abort();
+    await pending;
+    await new Promise((r) => setTimeout(r, 150));
+    assert(abortedAt > 0, "the upstream saw the cancellation");
+    assert(abortedAt - at < 100, `cancelled after ${Math.round(abortedAt - at)} ms`);
+    const [row] = await settled(t);
+    assertEquals(row.counters.requests, 1);
+    assertEquals(row.counters.incomplete, 1);
+  } finally {
+    await t.close();
+    await a.close();
+  }
+});
