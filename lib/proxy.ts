@@ -250,12 +250,13 @@ export async function proxy(
           if (sent.ok) await sent.res.body?.cancel().catch(() => {});
           if (admission === "probe") health.release();
           leave();
-          done(499, undefined, {
+          done(shutdownReason ? 503 : 499, undefined, {
             failed: true,
             incomplete: true,
             error: shutdownReason ?? "client disconnected",
           });
-          return new Response(null, { status: shutdownReason ? 503 : 499 });
+          if (!shutdownReason) return new Response(null, { status: 499 }); // nobody is listening
+          return withRequestId(format.error(503, `${shutdownReason}; retry the request`), outcome.id);
         }
         let failure: LastFailure;
         let retryHeaders: Headers | undefined;
