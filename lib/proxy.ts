@@ -256,7 +256,10 @@ export async function proxy(
             error: shutdownReason ?? "client disconnected",
           });
           if (!shutdownReason) return new Response(null, { status: 499 }); // nobody is listening
-          return withRequestId(format.error(503, `${shutdownReason}; retry the request`), outcome.id);
+          return withRequestId(
+            format.error(503, `${shutdownReason}; retry the request`),
+            outcome.id,
+          );
         }
         let failure: LastFailure;
         let retryHeaders: Headers | undefined;
