@@ -11,12 +11,11 @@ import { jsonResponse } from "./formats/format.ts";
 import { KeyNotFound, type KeyRecord } from "./keys.ts";
 import {
   bucketFields,
-  byModel,
-  byTenant,
   groupSorted,
   inputOf,
   keyUsage,
-  total,
+  periodStats,
+  periodTotals,
 } from "./reports.ts";
 import { CreateKeyBody } from "./schemas.ts";
 import { type KeyTotals, zeroCounters } from "./usage.ts";
@@ -235,30 +234,15 @@ export async function dailyReport(_req: Request, ctx: Context, url: RequestUrl):
   const { from, to } = dateRange(url);
   const rows = await ctx.usage.byTime(from, to);
   const name = keyName(ctx);
-  const days = groupSorted(rows, (r) => r.day).map(([date, list]) => {
-    const t = total(list);
-    return {
-      date,
-      total_input: inputOf(t),
-      total_output: t.output,
-      total_requests: t.requests,
-      ...bucketFields(t),
-      by_model: byModel(list),
-      by_tenant: byTenant(list, name),
-      keys: groupSorted(list, (r) => r.keyId).map(([id, kl]) => {
-        const c = total(kl);
-        return {
-          id,
-          name: name(id),
-          input: inputOf(c),
-          output: c.output,
-          requests: c.requests,
-          ...bucketFields(c),
-          by_model: byModel(kl),
-        };
-      }),
-    };
-  });
+  const days = groupSorted(rows, (r) => r.day).map(([date, list]) => ({
+    date,
+    ...periodTotals(list, name),
+    keys: groupSorted(list, (r) => r.keyId).map(([id, kl]) => ({
+      id,
+      name: name(id),
+      ...periodStats(kl),
+    })),
+  }));
   return jsonResponse(200, { days });
 }
 
@@ -271,18 +255,10 @@ export async function hourlyReport(
   const date = dateParam(url, "date") ?? ctx.buckets.today(ctx.clock.now());
   const rows = await ctx.usage.byTime(date, date);
   const name = keyName(ctx);
-  const hours = groupSorted(rows, (r) => `${r.day} ${r.hour}:00`).map(([hour, list]) => {
-    const t = total(list);
-    return {
-      hour,
-      total_input: inputOf(t),
-      total_output: t.output,
-      total_requests: t.requests,
-      ...bucketFields(t),
-      by_model: byModel(list),
-      by_tenant: byTenant(list, name),
-    };
-  });
+  const hours = groupSorted(rows, (r) => `${r.day} ${r.hour}:00`).map(([hour, list]) => ({
+    hour,
+    ...periodTotals(list, name),
+  }));
   return jsonResponse(200, { date, time_zone: ctx.buckets.timeZone, hours });
 }
 

@@ -103,30 +103,39 @@ export function byTenant(rows: UsageRow[], nameOf: (keyId: string) => string) {
   return out;
 }
 
+/** A period's figures in Luna's per-key shape: input, output, requests, buckets, `by_model`. */
+export function periodStats(rows: UsageRow[]) {
+  const c = total(rows);
+  return {
+    input: inputOf(c),
+    output: c.output,
+    requests: c.requests,
+    ...bucketFields(c),
+    by_model: byModel(rows),
+  };
+}
+
+/** A period's totals in Luna's report shape, with `by_model` and `by_tenant`. */
+export function periodTotals(rows: UsageRow[], nameOf: (keyId: string) => string) {
+  const c = total(rows);
+  return {
+    total_input: inputOf(c),
+    total_output: c.output,
+    total_requests: c.requests,
+    ...bucketFields(c),
+    by_model: byModel(rows),
+    by_tenant: byTenant(rows, nameOf),
+  };
+}
+
 /** The per-key usage report (`GET /admin/keys/{id}/usage`), without key fields. */
 export function keyUsage(rows: UsageRow[], lastUsed: number | null) {
   const t = total(rows);
   const daily: Record<string, unknown> = {};
-  for (const [day, list] of groupSorted(rows, (r) => r.day)) {
-    const c = total(list);
-    daily[day] = {
-      input: inputOf(c),
-      output: c.output,
-      requests: c.requests,
-      ...bucketFields(c),
-      by_model: byModel(list),
-    };
-  }
+  for (const [day, list] of groupSorted(rows, (r) => r.day)) daily[day] = periodStats(list);
   const hourly: Record<string, unknown> = {};
   for (const [hour, list] of groupSorted(rows, (r) => `${r.day} ${r.hour}:00`)) {
-    const c = total(list);
-    hourly[hour] = {
-      input: inputOf(c),
-      output: c.output,
-      requests: c.requests,
-      ...bucketFields(c),
-      by_model: byModel(list),
-    };
+    hourly[hour] = periodStats(list);
   }
   return {
     total_input: inputOf(t),

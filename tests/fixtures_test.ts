@@ -7,6 +7,7 @@
  * directories, so a new recording without a known expectation fails.
  */
 import { assert, assertEquals } from "./assert.ts";
+import { lineEndings } from "./rechunk.ts";
 import { anthropic } from "../lib/formats/anthropic.ts";
 import { openai } from "../lib/formats/openai.ts";
 import type { ApiFormat } from "../lib/formats/format.ts";
@@ -254,17 +255,6 @@ function meter(format: ApiFormat, chunks: Iterable<Uint8Array>): string {
   for (const c of chunks) r.push(c);
   r.end();
   return JSON.stringify(view(m.end()));
-}
-
-function lineEndings(b: Uint8Array, eol: "LF" | "CRLF" | "CR"): Uint8Array {
-  if (eol === "LF") return b;
-  if (eol === "CR") return b.map((x) => (x === 0x0a ? 0x0d : x));
-  const out: number[] = [];
-  for (const x of b) {
-    if (x === 0x0a) out.push(0x0d);
-    out.push(x);
-  }
-  return new Uint8Array(out);
 }
 
 /**

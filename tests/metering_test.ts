@@ -6,6 +6,7 @@
  * dispatched events) must never change. JSON cases go through `meterJson`.
  */
 import { assert, assertEquals } from "./assert.ts";
+import { lineEndings, prng } from "./rechunk.ts";
 import { anthropic } from "../lib/formats/anthropic.ts";
 import { openai, openaiTokens } from "../lib/formats/openai.ts";
 import type { ApiFormat } from "../lib/formats/format.ts";
@@ -78,30 +79,6 @@ function meterChunks(format: ApiFormat, chunks: Iterable<Uint8Array>): Run {
   reader.end();
   const result = view(meter.end());
   return { metered: JSON.stringify(result), events: events.join("\u0002"), result };
-}
-
-/** Rewrites every LF byte as CRLF or CR (the corpus contains no raw CR). */
-function lineEndings(b: Uint8Array, eol: "LF" | "CRLF" | "CR"): Uint8Array {
-  if (eol === "LF") return b;
-  if (eol === "CR") return b.map((x) => (x === 0x0a ? 0x0d : x));
-  const out: number[] = [];
-  for (const x of b) {
-    if (x === 0x0a) out.push(0x0d);
-    out.push(x);
-  }
-  return new Uint8Array(out);
-}
-
-/** A small seeded PRNG (mulberry32), so random splits are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Splits `b` into random chunks of 0 to 96 bytes (empty reads included). */

@@ -6,6 +6,7 @@
  * and whatever its line endings.
  */
 import { assert, assertEquals } from "./assert.ts";
+import { lineEndings, prng } from "./rechunk.ts";
 import { openai } from "../lib/formats/openai.ts";
 
 const DIR = new URL("./data/streams/", import.meta.url);
@@ -30,28 +31,6 @@ function concat(parts: Uint8Array[]): Uint8Array {
     i += p.length;
   }
   return out;
-}
-
-function lineEndings(b: Uint8Array, eol: "LF" | "CRLF" | "CR"): Uint8Array {
-  if (eol === "LF") return b;
-  if (eol === "CR") return b.map((x) => (x === 0x0a ? 0x0d : x));
-  const out: number[] = [];
-  for (const x of b) {
-    if (x === 0x0a) out.push(0x0d);
-    out.push(x);
-  }
-  return new Uint8Array(out);
-}
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
