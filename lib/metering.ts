@@ -66,11 +66,6 @@ export function addTokens(a: Tokens, b: Tokens): Tokens {
   return a;
 }
 
-/** The whole prompt: uncached + cache read + cache write (OpenAI's `prompt_tokens` convention). */
-export function promptTokens(t: Tokens): number {
-  return t.inputUncached + t.cacheRead + t.cacheWrite;
-}
-
 /** A non-negative integer from an untrusted JSON value, or undefined. */
 export function count(v: unknown): number | undefined {
   return typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.floor(v) : undefined;

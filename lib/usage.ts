@@ -85,30 +85,41 @@ export interface UsageRow {
 
 type Mutation = { key: Deno.KvKey; value: bigint; op: "sum" | "max" };
 
+/** The three KV keys one counter of a bucket is summed into (the layout in the module doc). */
+function fieldKeys(
+  keyId: string,
+  b: Bucket,
+  model: string,
+  provider: string,
+  f: Field,
+): Deno.KvKey[] {
+  return [
+    ["usage", "k", keyId, b.day, b.hour, model, provider, f],
+    ["usage", "t", b.day, b.hour, keyId, model, provider, f],
+    ["usage", "key", keyId, f],
+  ];
+}
+
+/** The KV key of a key's last use (a `max` mutation). */
+function lastUsedKey(keyId: string): Deno.KvKey {
+  return ["usage", "key", keyId, "last_used"];
+}
+
 /** The KV mutations that add `entries` (and optionally raise `last_used`). */
 export function usageMutations(entries: UsageEntry[], lastUsed?: Map<string, number>): Mutation[] {
   const out: Mutation[] = [];
   for (const e of entries) {
-    const { day, hour } = e.bucket;
     for (const f of FIELDS) {
       const n = e.counters[f];
       if (n <= 0) continue;
       const value = BigInt(n);
-      out.push({
-        key: ["usage", "k", e.keyId, day, hour, e.model, e.provider, f],
-        value,
-        op: "sum",
-      });
-      out.push({
-        key: ["usage", "t", day, hour, e.keyId, e.model, e.provider, f],
-        value,
-        op: "sum",
-      });
-      out.push({ key: ["usage", "key", e.keyId, f], value, op: "sum" });
+      for (const key of fieldKeys(e.keyId, e.bucket, e.model, e.provider, f)) {
+        out.push({ key, value, op: "sum" });
+      }
     }
   }
   for (const [keyId, ms] of lastUsed ?? []) {
-    out.push({ key: ["usage", "key", keyId, "last_used"], value: BigInt(ms), op: "max" });
+    out.push({ key: lastUsedKey(keyId), value: BigInt(ms), op: "max" });
   }
   return out;
 }
@@ -201,13 +212,7 @@ export class UsageStore {
     const tid = JSON.stringify([keyId, b.day, b.hour, model, provider]);
     let keys = this.#keyCache.get(tid);
     if (!keys) {
-      keys = FIELDS.map((f) =>
-        [
-          ["usage", "k", keyId, b.day, b.hour, model, provider, f],
-          ["usage", "t", b.day, b.hour, keyId, model, provider, f],
-          ["usage", "key", keyId, f],
-        ].map(keyRef)
-      );
+      keys = FIELDS.map((f) => fieldKeys(keyId, b, model, provider, f).map(keyRef));
       if (this.#keyCache.size >= 10_000) this.#keyCache.clear();
       this.#keyCache.set(tid, keys);
     }
@@ -217,7 +222,7 @@ export class UsageStore {
   #lastUsedKey(keyId: string): KeyRef {
     let k = this.#lastUsedCache.get(keyId);
     if (!k) {
-      k = keyRef(["usage", "key", keyId, "last_used"]);
+      k = keyRef(lastUsedKey(keyId));
       if (this.#lastUsedCache.size >= 10_000) this.#lastUsedCache.clear();
       this.#lastUsedCache.set(keyId, k);
     }
