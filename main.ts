@@ -2,7 +2,7 @@
  * Entry point of the gateway and its command line (`serve` by default).
  * All logic lives in `lib/`.
  */
-import { runCli } from "./lib/cli.ts";
+import { runCli } from "./lib/cli/main.ts";
 
 if (import.meta.main) {
   const status = await runCli(Deno.args, {

@@ -5,7 +5,7 @@
  * start), a temporary models.json whose two providers point at the fake
  * upstream, `LOG_LEVEL=warn`, and the admin API on for the usage checks.
  */
-import { KeyStore } from "../lib/keys.ts";
+import { KeyStore } from "../lib/store/keys.ts";
 import { freePort, type Proc, spawn } from "./procs.ts";
 
 /** The gateway entry point: this checkout's main.ts, or `BENCH_GATEWAY_MAIN` (another checkout). */

@@ -2,17 +2,17 @@
  * The context handed to every handler: configuration, registry, stores,
  * clock and logger. No module keeps mutable state of its own.
  */
-import type { AdminAuth } from "./auth.ts";
-import type { BucketClock, Clock } from "./clock.ts";
-import type { HealthBook } from "./breaker.ts";
-import type { Config } from "./config.ts";
-import type { Deadlines } from "./deadlines.ts";
-import type { Inflight } from "./inflight.ts";
-import type { KeyStore } from "./keys.ts";
-import type { Logger } from "./log.ts";
-import type { Metrics } from "./metrics.ts";
-import type { Registry } from "./registry.ts";
-import type { UsageStore } from "./usage.ts";
+import type { AdminAuth } from "./http/auth.ts";
+import type { BucketClock, Clock } from "./ops/clock.ts";
+import type { HealthBook } from "./upstream/breaker.ts";
+import type { Config } from "./config/env.ts";
+import type { Deadlines } from "./upstream/deadlines.ts";
+import type { Inflight } from "./ops/inflight.ts";
+import type { KeyStore } from "./store/keys.ts";
+import type { Logger } from "./ops/log.ts";
+import type { Metrics } from "./ops/metrics.ts";
+import type { Registry } from "./config/registry.ts";
+import type { UsageStore } from "./store/usage.ts";
 
 /** Everything a handler may use. */
 export interface Context {

@@ -13,9 +13,9 @@ import {
   type TestGateway,
   testRegistry,
 } from "./helpers.ts";
-import { ROUTES } from "../lib/router.ts";
-import type { Config } from "../lib/config.ts";
-import type { Clock } from "../lib/clock.ts";
+import { ROUTES } from "../lib/http/router.ts";
+import type { Config } from "../lib/config/env.ts";
+import type { Clock } from "../lib/ops/clock.ts";
 
 type Json = Record<string, unknown>;
 // deno-lint-ignore no-explicit-any

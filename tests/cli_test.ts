@@ -5,10 +5,10 @@
  */
 import { assert, assertEquals, assertIncludes } from "./assert.ts";
 import { fakeUpstream, startTestGateway, testRegistry } from "./helpers.ts";
-import { runCli } from "../lib/cli.ts";
-import { BucketClock } from "../lib/clock.ts";
-import { KeyStore } from "../lib/keys.ts";
-import { countersOf, UsageStore } from "../lib/usage.ts";
+import { runCli } from "../lib/cli/main.ts";
+import { BucketClock } from "../lib/ops/clock.ts";
+import { KeyStore } from "../lib/store/keys.ts";
+import { countersOf, UsageStore } from "../lib/store/usage.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const BUNDLED = new URL("../models.json", import.meta.url).pathname;

@@ -15,9 +15,9 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { fakeUpstream } from "./helpers.ts";
-import { BucketClock } from "../lib/clock.ts";
-import { KeyStore } from "../lib/keys.ts";
-import { UsageStore } from "../lib/usage.ts";
+import { BucketClock } from "../lib/ops/clock.ts";
+import { KeyStore } from "../lib/store/keys.ts";
+import { UsageStore } from "../lib/store/usage.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const TASKS = (JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`)) as {

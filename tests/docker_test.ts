@@ -16,7 +16,7 @@
  */
 import { posix } from "node:path";
 import { assert, assertEquals } from "./assert.ts";
-import { CONFIG_ENV_VARS, loadConfig } from "../lib/config.ts";
+import { CONFIG_ENV_VARS, loadConfig } from "../lib/config/env.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const read = (path: string) => Deno.readTextFileSync(`${ROOT}/${path}`);
@@ -695,7 +695,7 @@ Deno.test("docker: the build stage copies every local module main.ts imports", a
     (JSON.parse(new TextDecoder().decode(info.stdout)).modules as { specifier: string }[])
       .map((m) => m.specifier).filter((s) => s.startsWith("file://"))
       .map((s) => posix.relative(ROOT, new URL(s).pathname));
-  assert(modules.includes("main.ts") && modules.includes("lib/server.ts"));
+  assert(modules.includes("main.ts") && modules.includes("lib/ops/server.ts"));
   for (const need of [...modules, "deno.json", "deno.lock"]) {
     assert(
       copied.some((c) => need === c || need.startsWith(c + "/")),

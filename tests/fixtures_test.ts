@@ -11,8 +11,8 @@ import { lineEndings } from "./rechunk.ts";
 import { anthropic } from "../lib/formats/anthropic.ts";
 import { openai } from "../lib/formats/openai.ts";
 import type { ApiFormat } from "../lib/formats/format.ts";
-import type { Metered, Tokens } from "../lib/metering.ts";
-import { SseReader } from "../lib/sse.ts";
+import type { Metered, Tokens } from "../lib/metering/tokens.ts";
+import { SseReader } from "../lib/metering/sse_reader.ts";
 
 const ROOT = new URL("../../shared/fixtures/", import.meta.url);
 const SKIPPED = "skipped: ../shared/fixtures not present (only in the development workspace)";

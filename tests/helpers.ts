@@ -3,10 +3,10 @@
  * with in-memory KV, and small HTTP conveniences. No test touches the
  * internet.
  */
-import { type Config, loadConfig } from "../lib/config.ts";
-import { parseRegistry, type Registry } from "../lib/registry.ts";
-import { type Gateway, startGateway } from "../lib/server.ts";
-import type { Clock } from "../lib/clock.ts";
+import { type Config, loadConfig } from "../lib/config/env.ts";
+import { parseRegistry, type Registry } from "../lib/config/registry.ts";
+import { type Gateway, startGateway } from "../lib/ops/server.ts";
+import type { Clock } from "../lib/ops/clock.ts";
 
 /** The admin secret every test gateway uses. */
 export const ADMIN_KEY = "test-admin-key-0123456789";

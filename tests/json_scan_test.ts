@@ -12,8 +12,8 @@ import {
   JsonScanError,
   scanObject,
   spliceBytes,
-} from "../lib/json_scan.ts";
-import { parseRegistry, type Provider } from "../lib/registry.ts";
+} from "../lib/pipeline/json_scan.ts";
+import { parseRegistry, type Provider } from "../lib/config/registry.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -4,9 +4,9 @@
  * within the refresh interval on another one sharing the KV.
  */
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { authenticateClient, presentedSecrets } from "../lib/auth.ts";
-import { GatewayError } from "../lib/errors.ts";
-import { KeyNotFound, KeyStore, maskSecret, newSecret, sha256Hex } from "../lib/keys.ts";
+import { authenticateClient, presentedSecrets } from "../lib/http/auth.ts";
+import { GatewayError } from "../lib/http/errors.ts";
+import { KeyNotFound, KeyStore, maskSecret, newSecret, sha256Hex } from "../lib/store/keys.ts";
 
 /** A KV handle that counts reads (get, getMany, list) made through it. */
 function countingKv(kv: Deno.Kv): { kv: Deno.Kv; reads: { get: number; list: number } } {

@@ -5,10 +5,10 @@
  */
 import { assert, assertEquals, assertIncludes } from "./assert.ts";
 import { ADMIN_KEY, fakeUpstream, testConfig } from "./helpers.ts";
-import { BucketClock } from "../lib/clock.ts";
-import { KeyStore } from "../lib/keys.ts";
-import { startGateway } from "../lib/server.ts";
-import { UsageStore } from "../lib/usage.ts";
+import { BucketClock } from "../lib/ops/clock.ts";
+import { KeyStore } from "../lib/store/keys.ts";
+import { startGateway } from "../lib/ops/server.ts";
+import { UsageStore } from "../lib/store/usage.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const enc = new TextEncoder();

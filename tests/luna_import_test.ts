@@ -13,17 +13,17 @@ import {
   startTestGateway,
   testConfig,
 } from "./helpers.ts";
-import { BucketClock } from "../lib/clock.ts";
-import { KeyStore, maskSecret, sha256Hex } from "../lib/keys.ts";
+import { BucketClock } from "../lib/ops/clock.ts";
+import { KeyStore, maskSecret, sha256Hex } from "../lib/store/keys.ts";
 import {
   apportion,
   importLunaFile,
   LunaImportError,
   lunaPieces,
   UNKNOWN_MODEL,
-} from "../lib/luna_import.ts";
-import { parseRegistry, type Registry } from "../lib/registry.ts";
-import { startGateway } from "../lib/server.ts";
+} from "../lib/store/luna_import.ts";
+import { parseRegistry, type Registry } from "../lib/config/registry.ts";
+import { startGateway } from "../lib/ops/server.ts";
 
 type Json = Record<string, unknown>;
 // deno-lint-ignore no-explicit-any

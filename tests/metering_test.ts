@@ -10,8 +10,8 @@ import { lineEndings, prng } from "./rechunk.ts";
 import { anthropic } from "../lib/formats/anthropic.ts";
 import { openai, openaiTokens } from "../lib/formats/openai.ts";
 import type { ApiFormat } from "../lib/formats/format.ts";
-import type { Metered, Tokens } from "../lib/metering.ts";
-import { SseReader } from "../lib/sse.ts";
+import type { Metered, Tokens } from "../lib/metering/tokens.ts";
+import { SseReader } from "../lib/metering/sse_reader.ts";
 
 const DIR = new URL("./data/streams/", import.meta.url);
 

@@ -12,7 +12,7 @@ import {
   startTestGateway,
   TEST_ENV,
 } from "./helpers.ts";
-import { parseRegistry } from "../lib/registry.ts";
+import { parseRegistry } from "../lib/config/registry.ts";
 
 const PROMPT = "PROMPT-TEXT-never-logged";
 const COMPLETION = "COMPLETION-TEXT-never-logged";

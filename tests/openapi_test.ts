@@ -5,8 +5,8 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { admin, fakeUpstream, post, startTestGateway, testRegistry } from "./helpers.ts";
-import { ROUTES } from "../lib/router.ts";
-import * as S from "../lib/schemas.ts";
+import { ROUTES } from "../lib/http/router.ts";
+import * as S from "../lib/admin/schemas.ts";
 import type { z } from "zod";
 
 function refs(node: unknown, out: string[] = []): string[] {

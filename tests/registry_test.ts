@@ -6,7 +6,12 @@
 import { fileURLToPath } from "node:url";
 import { assert, assertEquals, assertIncludes, assertRejects } from "./assert.ts";
 import { type FakeUpstream, fakeUpstream, post, startTestGateway } from "./helpers.ts";
-import { loadRegistry, parseRegistry, type Registry, RegistryError } from "../lib/registry.ts";
+import {
+  loadRegistry,
+  parseRegistry,
+  type Registry,
+  RegistryError,
+} from "../lib/config/registry.ts";
 
 type Json = Record<string, unknown>;
 // deno-lint-ignore no-explicit-any

@@ -7,8 +7,8 @@
 import { assert, assertEquals, assertIncludes } from "./assert.ts";
 import { rawServer, reset, writeChunk, writeSseHead } from "./faults.ts";
 import { fakeUpstream, startTestGateway, type TestGateway } from "./helpers.ts";
-import { parseRegistry } from "../lib/registry.ts";
-import type { UsageRow } from "../lib/usage.ts";
+import { parseRegistry } from "../lib/config/registry.ts";
+import type { UsageRow } from "../lib/store/usage.ts";
 
 const START =
   'event: message_start\ndata: {"type":"message_start","message":{"id":"m1","usage":{"input_tokens":10,"cache_read_input_tokens":5,"output_tokens":1}}}\n\n';

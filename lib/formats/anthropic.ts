@@ -11,7 +11,7 @@ import {
   type Tokens,
   tryParse,
   zeroTokens,
-} from "../metering.ts";
+} from "../metering/tokens.ts";
 import { type ApiFormat, jsonResponse } from "./format.ts";
 
 const ERROR_TYPES: Record<number, string> = {

@@ -3,10 +3,10 @@
  * about itself. The proxy core only talks to this interface, never
  * `if (format === ...)`.
  */
-import type { Metered, StreamMeter } from "../metering.ts";
-import type { BodyFields } from "../body.ts";
-import type { FormatName, Provider } from "../registry.ts";
-import type { SseEventDropper } from "../sse_filter.ts";
+import type { Metered, StreamMeter } from "../metering/tokens.ts";
+import type { BodyFields } from "../pipeline/body.ts";
+import type { FormatName, Provider } from "../config/registry.ts";
+import type { SseEventDropper } from "../metering/sse_event_filter.ts";
 
 /** The request body as it will go upstream. */
 export interface PreparedBody {

@@ -12,10 +12,10 @@ import {
   type Tokens,
   tryParse,
   zeroTokens,
-} from "../metering.ts";
+} from "../metering/tokens.ts";
 import { type ApiFormat, jsonResponse } from "./format.ts";
-import { findMember, isEmptyObject, spliceBytes } from "../json_scan.ts";
-import { SseEventDropper } from "../sse_filter.ts";
+import { findMember, isEmptyObject, spliceBytes } from "../pipeline/json_scan.ts";
+import { SseEventDropper } from "../metering/sse_event_filter.ts";
 
 const ERROR_TYPES: Record<number, string> = {
   401: "authentication_error",

@@ -2,7 +2,7 @@
  * Reading a client's request body once, within `MAX_BODY_BYTES`, and the few
  * facts routing needs from it (`model`, `stream`).
  */
-import { errors } from "./errors.ts";
+import { errors } from "../http/errors.ts";
 import { JsonScanError, scanObject } from "./json_scan.ts";
 
 /** Reads the whole body; 413 when it exceeds `limit` bytes. */

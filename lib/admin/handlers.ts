@@ -4,11 +4,11 @@
  * Every call needs the admin secret (`ADMIN_KEY`).
  */
 import type { z } from "zod";
-import type { Context } from "./context.ts";
-import type { RequestUrl } from "./request_url.ts";
-import { errors, GatewayError } from "./errors.ts";
-import { jsonResponse } from "./formats/format.ts";
-import { KeyNotFound, type KeyRecord } from "./keys.ts";
+import type { Context } from "../context.ts";
+import type { RequestUrl } from "../http/request_url.ts";
+import { errors, GatewayError } from "../http/errors.ts";
+import { jsonResponse } from "../formats/format.ts";
+import { KeyNotFound, type KeyRecord } from "../store/keys.ts";
 import {
   bucketFields,
   groupSorted,
@@ -18,7 +18,7 @@ import {
   periodTotals,
 } from "./reports.ts";
 import { CreateKeyBody } from "./schemas.ts";
-import { type KeyTotals, zeroCounters } from "./usage.ts";
+import { type KeyTotals, zeroCounters } from "../store/usage.ts";
 
 const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
 

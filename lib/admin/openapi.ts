@@ -5,9 +5,9 @@
  * API in full.
  */
 import { z } from "zod";
-import type { Context } from "./context.ts";
-import { jsonResponse } from "./formats/format.ts";
-import { VERSION } from "./health.ts";
+import type { Context } from "../context.ts";
+import { jsonResponse } from "../formats/format.ts";
+import { VERSION } from "../ops/health.ts";
 import { registry } from "./schemas.ts";
 
 const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });

@@ -9,10 +9,10 @@
  * event and the end of the stream. When the client goes away, the upstream
  * request is cancelled (or, with `drain`, read to its end to meter it).
  */
-import type { Deadline, Deadlines } from "./deadlines.ts";
-import type { Metered, StreamMeter } from "./metering.ts";
-import { SseReader } from "./sse.ts";
-import type { SseEventDropper } from "./sse_filter.ts";
+import type { Deadline, Deadlines } from "../upstream/deadlines.ts";
+import type { Metered, StreamMeter } from "../metering/tokens.ts";
+import { SseReader } from "../metering/sse_reader.ts";
+import type { SseEventDropper } from "../metering/sse_event_filter.ts";
 
 /** How the metered copy of a stream ended. */
 export type StreamEnd =

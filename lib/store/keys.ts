@@ -10,7 +10,7 @@
  * KV layout: `["keys", id]` record, `["key_hash", sha256hex]` -> id,
  * `["keys_version"]` KvU64 bumped by every change.
  */
-import { newId } from "./ids.ts";
+import { newId } from "../ops/ids.ts";
 
 /** A stored key (never the secret). */
 export interface KeyRecord {

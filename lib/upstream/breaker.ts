@@ -3,7 +3,7 @@
  * plus the figures `GET /admin/models` shows (last success, recent error,
  * latency). Lives in the context, keyed by provider id, across reloads.
  */
-import type { Policy } from "./policy.ts";
+import type { Policy } from "../config/policy.ts";
 
 /** Breaker states. */
 export type BreakerState = "closed" | "open" | "half_open";

@@ -6,8 +6,8 @@
  * Requests already running keep the registry they started with.
  */
 import { basename, dirname, resolve } from "node:path";
-import type { Context } from "./context.ts";
-import { errorMessage } from "./log.ts";
+import type { Context } from "../context.ts";
+import { errorMessage } from "../ops/log.ts";
 import { parseRegistry } from "./registry.ts";
 
 /** Loads `path` again; returns true when the new registry is in force. */

@@ -3,7 +3,7 @@
  * Bearer`, either may hold the key when a client sends both) and the admin
  * secret (compared in constant time).
  */
-import type { KeyRecord, KeyStore } from "./keys.ts";
+import type { KeyRecord, KeyStore } from "../store/keys.ts";
 import { GatewayError } from "./errors.ts";
 
 /** The credentials a request presents, in header order, without duplicates. */

@@ -2,8 +2,8 @@
  * `GET /health` (no auth): Luna's fields, plus whether Deno KV answers.
  * 200 when healthy, 503 when KV does not answer.
  */
-import type { Context } from "./context.ts";
-import { jsonResponse } from "./formats/format.ts";
+import type { Context } from "../context.ts";
+import { jsonResponse } from "../formats/format.ts";
 
 /** Gateway version, reported by `/health`. */
 export const VERSION = "1.0.0";

@@ -9,19 +9,19 @@
  * on the same provider with backoff and then on the next eligible provider.
  * Once a streamed response starts, it is never retried.
  */
-import { newId } from "./ids.ts";
-import { authenticateClient } from "./auth.ts";
+import { newId } from "../ops/ids.ts";
+import { authenticateClient } from "../http/auth.ts";
 import { inspectBody, readBody } from "./body.ts";
-import type { Context } from "./context.ts";
-import type { RequestUrl } from "./request_url.ts";
-import type { Active } from "./inflight.ts";
-import { GatewayError } from "./errors.ts";
-import type { ApiFormat } from "./formats/format.ts";
-import type { KeyRecord } from "./keys.ts";
-import { isObject, type Metered, tryParse, zeroTokens } from "./metering.ts";
+import type { Context } from "../context.ts";
+import type { RequestUrl } from "../http/request_url.ts";
+import type { Active } from "../ops/inflight.ts";
+import { GatewayError } from "../http/errors.ts";
+import type { ApiFormat } from "../formats/format.ts";
+import type { KeyRecord } from "../store/keys.ts";
+import { isObject, type Metered, tryParse, zeroTokens } from "../metering/tokens.ts";
 import { finishRequest, type RequestOutcome } from "./outcome.ts";
-import { type Policy, RETRYABLE_STATUS, retryDelay } from "./policy.ts";
-import type { Provider, Registry } from "./registry.ts";
+import { type Policy, RETRYABLE_STATUS, retryDelay } from "../config/policy.ts";
+import type { Provider, Registry } from "../config/registry.ts";
 import { relay, type StreamEnd } from "./relay.ts";
 import {
   isEventStream,
@@ -29,7 +29,7 @@ import {
   responseHeaders,
   send,
   upstreamHeaders,
-} from "./upstream.ts";
+} from "../upstream/send.ts";
 
 const FORMAT_LABEL: Record<string, { name: string; path: string }> = {
   anthropic: { name: "Anthropic Messages", path: "/v1/messages" },

@@ -2,11 +2,11 @@
  * The outcome of one proxied request, and where it goes once known: the
  * usage store and the request log.
  */
-import type { Context } from "./context.ts";
-import type { KeyRecord } from "./keys.ts";
-import { type Metered, type Tokens, zeroTokens } from "./metering.ts";
-import type { Pricing } from "./registry.ts";
-import { countersOf } from "./usage.ts";
+import type { Context } from "../context.ts";
+import type { KeyRecord } from "../store/keys.ts";
+import { type Metered, type Tokens, zeroTokens } from "../metering/tokens.ts";
+import type { Pricing } from "../config/registry.ts";
+import { countersOf } from "../store/usage.ts";
 
 /** Everything known about a finished request (no secrets, no prompt text). */
 export interface RequestOutcome {

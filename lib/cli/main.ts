@@ -6,16 +6,16 @@
  * `KEYS_REFRESH_MS`.
  */
 import { parseArgs } from "node:util";
-import bundledModels from "../models.json" with { type: "json" };
-import { BucketClock } from "./clock.ts";
-import { type Config, loadConfig } from "./config.ts";
-import { VERSION } from "./health.ts";
-import { type KeyRecord, KeyStore } from "./keys.ts";
-import { importLunaFile } from "./luna_import.ts";
-import { loadRegistry, parseRegistry, type Registry } from "./registry.ts";
-import { inputOf } from "./reports.ts";
-import { openKv, startGateway } from "./server.ts";
-import { type Counters, FIELDS, UsageStore, zeroCounters } from "./usage.ts";
+import bundledModels from "../../models.json" with { type: "json" };
+import { BucketClock } from "../ops/clock.ts";
+import { type Config, loadConfig } from "../config/env.ts";
+import { VERSION } from "../ops/health.ts";
+import { type KeyRecord, KeyStore } from "../store/keys.ts";
+import { importLunaFile } from "../store/luna_import.ts";
+import { loadRegistry, parseRegistry, type Registry } from "../config/registry.ts";
+import { inputOf } from "../admin/reports.ts";
+import { openKv, startGateway } from "../ops/server.ts";
+import { type Counters, FIELDS, UsageStore, zeroCounters } from "../store/usage.ts";
 
 /** Where a command writes. */
 export interface Io {

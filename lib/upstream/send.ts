@@ -4,8 +4,8 @@
  * header style.
  */
 import type { ProviderHealth } from "./breaker.ts";
-import type { Context } from "./context.ts";
-import type { Provider } from "./registry.ts";
+import type { Context } from "../context.ts";
+import type { Provider } from "../config/registry.ts";
 
 const HOP_BY_HOP = [
   "connection",

@@ -13,8 +13,8 @@
  * - `["usage","t",day,hour,keyId,model,provider,field]`: by time, then key
  * - `["usage","key",keyId,field]`: running totals per key, plus `last_used` (ms)
  */
-import type { Bucket, BucketClock } from "./clock.ts";
-import type { Tokens } from "./metering.ts";
+import type { Bucket, BucketClock } from "../ops/clock.ts";
+import type { Tokens } from "../metering/tokens.ts";
 
 /** Counter names as stored in KV and shown in reports. */
 export const FIELDS = [

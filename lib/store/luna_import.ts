@@ -16,7 +16,7 @@
  * Usage Luna kept only per day (no hourly entry) is placed at its local noon.
  */
 import { z } from "zod";
-import type { BucketClock } from "./clock.ts";
+import type { BucketClock } from "../ops/clock.ts";
 import { type KeyStore, sha256Hex } from "./keys.ts";
 import {
   applyMutations,

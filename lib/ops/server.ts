@@ -3,22 +3,22 @@
  * end-to-end tests both use.
  */
 import { dirname } from "node:path";
-import { AdminAuth } from "./auth.ts";
-import { HealthBook } from "./breaker.ts";
-import { Deadlines } from "./deadlines.ts";
+import { AdminAuth } from "../http/auth.ts";
+import { HealthBook } from "../upstream/breaker.ts";
+import { Deadlines } from "../upstream/deadlines.ts";
 import { BucketClock, type Clock, systemClock } from "./clock.ts";
-import type { Config } from "./config.ts";
-import type { Context } from "./context.ts";
+import type { Config } from "../config/env.ts";
+import type { Context } from "../context.ts";
 import { Inflight } from "./inflight.ts";
-import { KeyStore } from "./keys.ts";
+import { KeyStore } from "../store/keys.ts";
 import { VERSION } from "./health.ts";
 import { errorMessage, Logger, type Sink } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import { importLunaFile } from "./luna_import.ts";
-import { loadRegistry, type Registry } from "./registry.ts";
-import { watchRegistry } from "./reload.ts";
-import { createRouter } from "./router.ts";
-import { UsageStore } from "./usage.ts";
+import { importLunaFile } from "../store/luna_import.ts";
+import { loadRegistry, type Registry } from "../config/registry.ts";
+import { watchRegistry } from "../config/reload.ts";
+import { createRouter } from "../http/router.ts";
+import { UsageStore } from "../store/usage.ts";
 
 /** What a gateway is built from; everything but `config` has a production default. */
 export interface GatewayOptions {

@@ -2,17 +2,17 @@
  * The route table (data, in one place) and dispatch: path and method to a
  * plain handler; errors rendered in the native shape of the endpoint called.
  */
-import * as admin from "./admin.ts";
-import type { Context } from "./context.ts";
+import * as admin from "../admin/handlers.ts";
+import type { Context } from "../context.ts";
 import { errors, GatewayError } from "./errors.ts";
-import { anthropic } from "./formats/anthropic.ts";
-import type { ApiFormat } from "./formats/format.ts";
-import { openai } from "./formats/openai.ts";
-import { health } from "./health.ts";
-import { errorMessage } from "./log.ts";
-import { getModel, listModels, wantsAnthropic } from "./models_list.ts";
-import { openapiEndpoint } from "./openapi.ts";
-import { proxy } from "./proxy.ts";
+import { anthropic } from "../formats/anthropic.ts";
+import type { ApiFormat } from "../formats/format.ts";
+import { openai } from "../formats/openai.ts";
+import { health } from "../ops/health.ts";
+import { errorMessage } from "../ops/log.ts";
+import { getModel, listModels, wantsAnthropic } from "./models_endpoint.ts";
+import { openapiEndpoint } from "../admin/openapi.ts";
+import { proxy } from "../pipeline/proxy.ts";
 import { type RequestUrl, requestUrl } from "./request_url.ts";
 
 /** A route handler: a plain function over Web Request/Response. */

@@ -5,12 +5,12 @@
  * carries `anthropic-version`.
  */
 import { authenticateClient } from "./auth.ts";
-import type { Context } from "./context.ts";
+import type { Context } from "../context.ts";
 import type { RequestUrl } from "./request_url.ts";
 import { errors, GatewayError } from "./errors.ts";
-import { jsonResponse } from "./formats/format.ts";
-import type { KeyRecord } from "./keys.ts";
-import type { FormatName, KnownModel } from "./registry.ts";
+import { jsonResponse } from "../formats/format.ts";
+import type { KeyRecord } from "../store/keys.ts";
+import type { FormatName, KnownModel } from "../config/registry.ts";
 
 /** A model a key can reach, with the format of the provider that serves it. */
 export interface ReachableModel {
