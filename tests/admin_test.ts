@@ -13,7 +13,7 @@ import {
   type TestGateway,
   testRegistry,
 } from "./helpers.ts";
-import { ROUTES } from "../lib/http/router.ts";
+import { ROUTES } from "../lib/http/routes.ts";
 import type { Config } from "../lib/config/env.ts";
 import type { Clock } from "../lib/ops/clock.ts";
 

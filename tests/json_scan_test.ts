@@ -33,9 +33,9 @@ const provider = (id: string): Provider => {
 const OPENAI = provider("openai");
 
 /** Runs `prepareBody` on `text`; returns the edited text and the strip flag. */
-function prepare(text: string, p: Provider = OPENAI, format = openai) {
+function prepare(text: string, p: Provider = OPENAI) {
   const raw = enc.encode(text);
-  const out = format.prepareBody(raw, JSON.parse(text), p);
+  const out = openai.streamUsage!.prepare(raw, JSON.parse(text), p);
   return { text: dec.decode(out.bytes), strip: out.stripUsageEvent, same: out.bytes === raw };
 }
 
@@ -90,7 +90,7 @@ Deno.test("prepareBody: every other byte is identical, unicode and escapes inclu
   const text = `{ "messages": [{"role": "user", "content": "${content}"}],` +
     ` "model": "gpt-4o", "stream": true, "tools": [{"type": "function"}] }`;
   const raw = enc.encode(text);
-  const out = openai.prepareBody(raw, JSON.parse(text), OPENAI);
+  const out = openai.streamUsage!.prepare(raw, JSON.parse(text), OPENAI);
   const member = enc.encode(`${INJECT},`);
   assertEquals(out.bytes.length, raw.length + member.length);
   assertEquals([...out.bytes.subarray(0, 1)], [...raw.subarray(0, 1)]);
@@ -168,11 +168,8 @@ Deno.test("prepareBody: a provider with stream_usage false is left alone", () =>
   assertUnchanged('{"model":"m","stream":true,"stream_options":{"include_usage":false}}', bytez);
 });
 
-Deno.test("prepareBody: the Anthropic format never edits a body", () => {
-  const text = '{"model":"claude","stream":true,"messages":[]}';
-  const r = prepare(text, provider("anthropic"), anthropic);
-  assert(r.same);
-  assertEquals(r.strip, false);
+Deno.test("prepareBody: the Anthropic format never edits a body (it declares no usage request)", () => {
+  assertEquals(anthropic.streamUsage, undefined);
 });
 
 Deno.test("prepareBody: duplicate keys: the last one wins, as with JSON.parse", () => {

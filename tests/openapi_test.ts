@@ -5,8 +5,10 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { admin, fakeUpstream, post, startTestGateway, testRegistry } from "./helpers.ts";
-import { ROUTES } from "../lib/http/router.ts";
+import { ROUTES } from "../lib/http/routes.ts";
 import * as S from "../lib/admin/schemas.ts";
+import { anthropic } from "../lib/formats/anthropic.ts";
+import { openai } from "../lib/formats/openai.ts";
 import type { z } from "zod";
 
 function refs(node: unknown, out: string[] = []): string[] {
@@ -92,12 +94,12 @@ Deno.test("real responses match the documented schemas", async () => {
     check(S.Health, await (await fetch(`${t.url}/health`)).json(), "health");
     const h = { "x-api-key": t.secret };
     check(
-      S.OpenAIModelList,
+      openai.schemas.modelList,
       await (await fetch(`${t.url}/v1/models`, { headers: h })).json(),
       "models",
     );
     check(
-      S.AnthropicModelList,
+      anthropic.schemas.modelList,
       await (await fetch(`${t.url}/v1/models`, {
         headers: { ...h, "anthropic-version": "2023-06-01" },
       }))
@@ -105,12 +107,12 @@ Deno.test("real responses match the documented schemas", async () => {
       "anthropic models",
     );
     check(
-      S.AnthropicError,
+      anthropic.schemas.error,
       await (await post(`${t.url}/v1/messages`, {}, h)).json(),
       "anthropic error",
     );
     check(
-      S.OpenAIError,
+      openai.schemas.error,
       await (await post(`${t.url}/v1/chat/completions`, {}, h)).json(),
       "openai error",
     );

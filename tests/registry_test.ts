@@ -58,8 +58,8 @@ Deno.test("Luna's models.json loads unchanged: providers, formats, endpoints, kn
     "aiberm-claude",
   ]);
   const claude = reg.providers.get("aiberm-claude")!;
-  assertEquals(claude.format, "anthropic");
-  assertEquals(claude.authHeader, "x-api-key");
+  assertEquals(claude.format.name, "anthropic");
+  assertEquals(claude.credential.header, "x-api-key");
   assertEquals(claude.endpointUrl, "https://aiberm.com/v1/messages");
   assertEquals(claude.apiKeyEnv, "AIBERM_API_KEY");
   const google = reg.providers.get("google")!;
@@ -67,7 +67,7 @@ Deno.test("Luna's models.json loads unchanged: providers, formats, endpoints, kn
     google.endpointUrl,
     "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions",
   );
-  assertEquals(google.authHeader, "authorization_bearer");
+  assertEquals(google.credential, { header: "authorization", prefix: "Bearer " });
   assertEquals(reg.providers.get("zhipu")!.name, "ZAI / Zhipu (GLM)");
   assertEquals(reg.knownModels.length, 14);
   assertEquals(reg.knownModels.find((m) => m.id === "grok-4.1-fast-reasoning")?.ownedBy, "xai");
@@ -375,12 +375,12 @@ Deno.test("the bundled models.json loads and routes claude-*, deepseek-*, kimi-*
     ["anthropic"],
     "the whole claude prefix",
   );
-  assertEquals(reg.providers.get("anthropic")!.format, "anthropic");
+  assertEquals(reg.providers.get("anthropic")!.format.name, "anthropic");
   assertEquals(chain(reg, "deepseek-chat"), ["deepseek"]);
   assertEquals(chain(reg, "deepseek-reasoner"), ["deepseek"]);
-  assertEquals(reg.providers.get("deepseek")!.format, "openai");
+  assertEquals(reg.providers.get("deepseek")!.format.name, "openai");
   assertEquals(chain(reg, "kimi-k2.5"), ["moonshot"]);
   assertEquals(chain(reg, "kimi-k2-0905-preview"), ["moonshot"]);
-  assertEquals(reg.providers.get("moonshot")!.format, "openai");
+  assertEquals(reg.providers.get("moonshot")!.format.name, "openai");
   for (const m of reg.knownModels) assert(reg.resolve(m.id), `known model ${m.id} routes`);
 });

@@ -349,21 +349,53 @@ Deno.test("breaker: opens after repeated failures, skips the provider, then one 
     await (await call(t, "claude-x")).body?.cancel();
     assertEquals(a.seen.length, 2, "skipped while open");
     assertEquals(b.seen.length, 3);
+    // solo-x has no other provider: the open breaker never refuses it (panic mode).
     const solo = await call(t, "solo-x");
-    assertEquals(solo.status, 503);
-    assert(Number(solo.headers.get("retry-after")) >= 1);
-    assertEquals((await solo.json()).error.type, "overloaded_error");
+    assertEquals(solo.status, 500, "the upstream's own answer, not a gateway 503");
+    await solo.body?.cancel();
+    assertEquals(a.seen.length, 3, "the only provider still got the request");
 
     await new Promise((r) => setTimeout(r, 350));
     healthy = true;
     const probe = await call(t, "claude-x");
     assertEquals(probe.status, 200);
     await probe.body?.cancel();
-    assertEquals(a.seen.length, 3, "one probe went through");
+    assertEquals(a.seen.length, 4, "one probe went through");
     const closed = await adminModels();
     assertEquals(closed.breaker.state, "closed");
     assert(closed.last_success);
     assert(typeof closed.latency_ms === "number");
+  } finally {
+    await t.close();
+    await a.close();
+    await b.close();
+  }
+});
+
+Deno.test("breaker: a single-provider chain is never refused by its own breaker (panic)", async () => {
+  let failures = 6;
+  const a = fakeUpstream(() =>
+    failures-- > 0
+      ? Response.json({ type: "error", error: { type: "api_error", message: "x" } }, {
+        status: 500,
+      })
+      : Response.json(OK_JSON)
+  );
+  const b = jsonUp();
+  // The default breaker: five consecutive failures open it for 30 s.
+  const t = await gateway(a.url, b.url, { retries: { max: 0 } });
+  try {
+    for (let i = 0; i < 6; i++) {
+      const r = await call(t, "solo-x");
+      assertEquals(r.status, 500);
+      await r.body?.cancel();
+    }
+    assertEquals(a.seen.length, 6, "every failing request reached the provider");
+    // The provider has recovered; its breaker is still open, and no other provider can serve.
+    const ok = await call(t, "solo-x");
+    assertEquals(ok.status, 200);
+    await ok.body?.cancel();
+    assertEquals(a.seen.length, 7);
   } finally {
     await t.close();
     await a.close();

@@ -15,7 +15,7 @@ const dec = new TextDecoder();
 
 /** Runs `chunks` through a fresh dropper; returns the output pieces. */
 function filter(chunks: Iterable<Uint8Array>): Uint8Array[] {
-  const d = openai.injectedUsageDropper();
+  const d = openai.streamUsage!.usageEventFilter();
   const out: Uint8Array[] = [];
   const emit = (b: Uint8Array) => out.push(b.slice());
   for (const c of chunks) d.push(c, emit);
@@ -145,7 +145,7 @@ Deno.test("dropper: an unterminated last event is decided at flush", () => {
   const contentLast = `data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta: {} }] })}\n`;
   const input = enc.encode(head + contentLast);
   checkAllChunkings("content last", input, input);
-  const d = openai.injectedUsageDropper();
+  const d = openai.streamUsage!.usageEventFilter();
   const out: Uint8Array[] = [];
   d.push(input, (b) => out.push(b.slice()));
   assertEquals(dec.decode(concat(out)), head, "the partial event waits for its end");
@@ -154,7 +154,7 @@ Deno.test("dropper: an unterminated last event is decided at flush", () => {
 });
 
 Deno.test("dropper: whole events without a candidate pass through as the same bytes", () => {
-  const d = openai.injectedUsageDropper();
+  const d = openai.streamUsage!.usageEventFilter();
   const c = enc.encode(
     chunk({ ...base, choices: [{ index: 0, delta: { content: "a" } }], usage: null }) +
       chunk({ ...base, choices: [{ index: 0, delta: { content: "b" } }], usage: null }),

@@ -3,11 +3,11 @@
  * names (see ADMIN_API.md in README), keyed by key id, never by secret.
  * Every call needs the admin secret (`ADMIN_KEY`).
  */
-import type { z } from "zod";
 import type { Context } from "../context.ts";
+import type { Call, Handler } from "../http/call.ts";
 import type { RequestUrl } from "../http/request_url.ts";
 import { errors, GatewayError } from "../http/errors.ts";
-import { jsonResponse } from "../formats/format.ts";
+import { jsonResponse, readJsonBody, validateBody } from "../http/json.ts";
 import { KeyNotFound, type KeyRecord } from "../store/keys.ts";
 import {
   bucketFields,
@@ -21,35 +21,6 @@ import { CreateKeyBody } from "./schemas.ts";
 import { type KeyTotals, zeroCounters } from "../store/usage.ts";
 
 const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
-
-type Params = Record<string, string>;
-
-/** An admin error body: Luna's `detail` plus a structured `error`. */
-export function adminError(status: number, message: string, code: string): Response {
-  return jsonResponse(status, { detail: message, error: { message, type: code, code } });
-}
-
-async function jsonBody(req: Request, max: number): Promise<unknown> {
-  const text = await req.text();
-  if (text.length > max) throw errors.tooLarge(max);
-  if (text.trim() === "") return {};
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw errors.badRequest(
-      "invalid_json",
-      `request body is not valid JSON: ${(e as Error).message}`,
-    );
-  }
-}
-
-function validate<T>(schema: z.ZodType<T>, raw: unknown): T {
-  const r = schema.safeParse(raw);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const where = issue.path.length ? `${issue.path.join(".")}: ` : "";
-  throw errors.badRequest("invalid_body", `${where}${issue.message}`);
-}
 
 function findKey(ctx: Context, id: string): KeyRecord {
   const k = ctx.keys.get(id);
@@ -109,7 +80,7 @@ export async function listKeys(_req: Request, ctx: Context): Promise<Response> {
 
 /** `POST /admin/keys` */
 export async function createKey(req: Request, ctx: Context): Promise<Response> {
-  const body = validate(CreateKeyBody, await jsonBody(req, 64 * 1024));
+  const body = validateBody(CreateKeyBody, await readJsonBody(req, 64 * 1024));
   checkProviders(ctx, body.allowed_providers);
   const { record, secret } = await ctx.keys.create({
     name: body.name,
@@ -122,12 +93,7 @@ export async function createKey(req: Request, ctx: Context): Promise<Response> {
 }
 
 /** `GET /admin/keys/{id}` */
-export async function getKey(
-  _req: Request,
-  ctx: Context,
-  _url: RequestUrl,
-  p: Params,
-): Promise<Response> {
+export async function getKey(_req: Request, ctx: Context, { params: p }: Call): Promise<Response> {
   const k = findKey(ctx, p.id);
   return jsonResponse(200, keyView(k, await ctx.usage.keyTotals(k.id)));
 }
@@ -136,8 +102,7 @@ export async function getKey(
 export async function keyUsageReport(
   _req: Request,
   ctx: Context,
-  url: RequestUrl,
-  p: Params,
+  { url, params: p }: Call,
 ): Promise<Response> {
   const k = findKey(ctx, p.id);
   const { from, to } = dateRange(url);
@@ -154,8 +119,8 @@ export async function keyUsageReport(
 }
 
 /** `POST /admin/keys/{id}/enable|disable` */
-export function setEnabled(enabled: boolean) {
-  return async (_req: Request, ctx: Context, _url: RequestUrl, p: Params): Promise<Response> => {
+export function setEnabled(enabled: boolean): Handler {
+  return async (_req: Request, ctx: Context, { params: p }: Call): Promise<Response> => {
     findKey(ctx, p.id);
     const k = await keyOp(() => ctx.keys.setEnabled(p.id, enabled));
     ctx.log.info(enabled ? "key enabled" : "key disabled", { key_id: k.id });
@@ -167,8 +132,7 @@ export function setEnabled(enabled: boolean) {
 export async function deleteKey(
   _req: Request,
   ctx: Context,
-  _url: RequestUrl,
-  p: Params,
+  { params: p }: Call,
 ): Promise<Response> {
   findKey(ctx, p.id);
   const k = await keyOp(() => ctx.keys.delete(p.id));
@@ -180,8 +144,7 @@ export async function deleteKey(
 export async function rotateKey(
   _req: Request,
   ctx: Context,
-  _url: RequestUrl,
-  p: Params,
+  { params: p }: Call,
 ): Promise<Response> {
   findKey(ctx, p.id);
   const { record, secret } = await keyOp(() => ctx.keys.rotate(p.id));
@@ -230,7 +193,11 @@ function keyName(ctx: Context) {
 }
 
 /** `GET /admin/usage/daily?date=YYYY-MM-DD` (or `from`/`to`; all days when absent) */
-export async function dailyReport(_req: Request, ctx: Context, url: RequestUrl): Promise<Response> {
+export async function dailyReport(
+  _req: Request,
+  ctx: Context,
+  { url }: Call,
+): Promise<Response> {
   const { from, to } = dateRange(url);
   const rows = await ctx.usage.byTime(from, to);
   const name = keyName(ctx);
@@ -250,7 +217,7 @@ export async function dailyReport(_req: Request, ctx: Context, url: RequestUrl):
 export async function hourlyReport(
   _req: Request,
   ctx: Context,
-  url: RequestUrl,
+  { url }: Call,
 ): Promise<Response> {
   const date = dateParam(url, "date") ?? ctx.buckets.today(ctx.clock.now());
   const rows = await ctx.usage.byTime(date, date);
@@ -265,7 +232,7 @@ export async function hourlyReport(
 /** `GET /admin/models`: providers with key and health status, models, routing, config state. */
 export function modelsStatus(_req: Request, ctx: Context): Response {
   const reg = ctx.registry;
-  const now = Date.now();
+  const now = ctx.clock.now();
   const iso = (ms: number) => new Date(ms).toISOString();
   return jsonResponse(200, {
     providers: [...reg.providers.values()].map((p) => {
@@ -273,7 +240,7 @@ export function modelsStatus(_req: Request, ctx: Context): Response {
       return {
         id: p.id,
         name: p.name,
-        format: p.format,
+        format: p.format.name,
         base_url: p.baseUrl,
         api_key_env: p.apiKeyEnv ?? null,
         has_api_key: !p.apiKeyEnv || !!ctx.env(p.apiKeyEnv),

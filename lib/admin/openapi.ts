@@ -1,20 +1,23 @@
 /**
  * `GET /openapi.json`: an OpenAPI 3.1 description of the gateway's own
- * endpoints, generated from the zod schemas in `schemas.ts`. The proxy
- * endpoints are described by reference to their upstream formats; the admin
- * API in full.
+ * endpoints, generated from the named zod schemas (the admin API's in
+ * `schemas.ts`, each format's error and list shapes in its module). The
+ * proxied endpoints come from the formats and are described by reference to
+ * their upstream APIs; the admin API in full.
  */
 import { z } from "zod";
-import type { Context } from "../context.ts";
-import { jsonResponse } from "../formats/format.ts";
+import { FORMATS } from "../formats/mod.ts";
+import type { Handler } from "../http/call.ts";
+import { jsonResponse } from "../http/json.ts";
+import { schemaRegistry } from "../http/named_schemas.ts";
 import { VERSION } from "../ops/health.ts";
-import { registry } from "./schemas.ts";
+import "./schemas.ts"; // registers the admin schemas
 
 const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
 const json = (id: string) => ({ "application/json": { schema: ref(id) } });
 
 function components() {
-  const { schemas } = z.toJSONSchema(registry, {
+  const { schemas } = z.toJSONSchema(schemaRegistry, {
     uri: (id) => `#/components/schemas/${id}`,
     io: "output",
   });
@@ -98,10 +101,36 @@ function proxyOp(summary: string, docs: string, errorSchema: string, description
   };
 }
 
+/** The id a schema was registered under. */
+function idOf(schema: z.ZodType): string {
+  return schemaRegistry.get(schema)!.id;
+}
+
+/** One path per proxied endpoint of every format. */
+function proxyPaths() {
+  return Object.fromEntries(
+    FORMATS.flatMap((f) =>
+      f.endpoints.map((e) => [
+        e.path,
+        {
+          post: proxyOp(
+            e.summary,
+            e.docs,
+            idOf(f.schemas.error),
+            `${f.label}, passed through to the provider serving \`model\`${
+              f.streamUsage
+                ? "; streaming requests get usage reporting turned on upstream, and the usage event is removed when the client did not ask for it"
+                : ""
+            }. Query strings are forwarded.`,
+          ),
+        },
+      ])
+    ),
+  );
+}
+
 /** The OpenAPI document. */
 export function openapiDocument() {
-  const anthropicDocs = "https://docs.anthropic.com/en/api/messages";
-  const openaiDocs = "https://platform.openai.com/docs/api-reference/chat/create";
   return {
     openapi: "3.1.0",
     info: {
@@ -124,36 +153,13 @@ export function openapiDocument() {
       schemas: components(),
     },
     paths: {
-      "/v1/messages": {
-        post: proxyOp(
-          "Anthropic Messages",
-          anthropicDocs,
-          "AnthropicError",
-          "Anthropic Messages API, passed through to the provider serving `model`. Query strings (e.g. ?beta=true) are forwarded.",
-        ),
-      },
-      "/v1/messages/count_tokens": {
-        post: proxyOp(
-          "Anthropic token counting (free: recorded with zero tokens)",
-          "https://docs.anthropic.com/en/api/messages-count-tokens",
-          "AnthropicError",
-          "Anthropic's count_tokens, passed through.",
-        ),
-      },
-      "/v1/chat/completions": {
-        post: proxyOp(
-          "OpenAI Chat Completions",
-          openaiDocs,
-          "OpenAIError",
-          "OpenAI Chat Completions (and compatible APIs), passed through. Streaming requests get stream_options.include_usage upstream; the usage-only event is removed when the client did not ask for it.",
-        ),
-      },
+      ...proxyPaths(),
       "/v1/models": {
         get: {
           tags: ["proxy"],
           summary: "Models the calling key can reach",
           description:
-            "OpenAI's list shape, or Anthropic's (Anthropic-format models only) when the request carries anthropic-version.",
+            "In the list shape of the format the request asks for: Anthropic's (its models only) when it carries anthropic-version, else OpenAI's.",
           security: [{ clientKey: [] }, { bearer: [] }],
           parameters: [
             { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 1000 } },
@@ -165,7 +171,7 @@ export function openapiDocument() {
               description: "OK",
               content: {
                 "application/json": {
-                  schema: { oneOf: [ref("OpenAIModelList"), ref("AnthropicModelList")] },
+                  schema: { oneOf: FORMATS.map((f) => ref(idOf(f.schemas.modelList))) },
                 },
               },
             },
@@ -272,6 +278,4 @@ export function openapiDocument() {
 }
 
 /** `GET /openapi.json` (no auth: it holds no secrets). */
-export function openapiEndpoint(_req: Request, _ctx: Context): Response {
-  return jsonResponse(200, openapiDocument());
-}
+export const openapiEndpoint: Handler = () => jsonResponse(200, openapiDocument());

@@ -5,14 +5,8 @@
  * responses against them, so the documentation cannot drift.
  */
 import { z } from "zod";
-
-/** Schemas that get a name in the OpenAPI document. */
-export const registry = z.registry<{ id: string }>();
-
-function named<T extends z.ZodType>(id: string, schema: T): T {
-  registry.add(schema, { id });
-  return schema;
-}
+import { FORMAT_NAMES } from "../formats/mod.ts";
+import { named } from "../http/named_schemas.ts";
 
 const count = z.number().int().min(0);
 const isoTime = z.string().describe("ISO 8601 time");
@@ -35,28 +29,6 @@ export const AdminError = named(
   z.object({
     detail: z.string(),
     error: z.object({ message: z.string(), type: z.string(), code: z.string() }),
-  }),
-);
-
-/** Anthropic's error shape (gateway errors on `/v1/messages*`). */
-export const AnthropicError = named(
-  "AnthropicError",
-  z.object({
-    type: z.literal("error"),
-    error: z.object({ type: z.string(), message: z.string() }),
-  }),
-);
-
-/** OpenAI's error shape (gateway errors on other paths). */
-export const OpenAIError = named(
-  "OpenAIError",
-  z.object({
-    error: z.object({
-      message: z.string(),
-      type: z.string(),
-      param: z.null(),
-      code: z.string().nullable(),
-    }),
   }),
 );
 
@@ -225,7 +197,7 @@ export const ModelsStatus = named(
     providers: z.array(z.object({
       id: z.string(),
       name: z.string(),
-      format: z.enum(["anthropic", "openai"]),
+      format: z.enum(FORMAT_NAMES),
       base_url: z.string(),
       api_key_env: z.string().nullable(),
       has_api_key: z.boolean(),
@@ -269,35 +241,5 @@ export const Health = named(
     admin_api: z.boolean(),
     version: z.string(),
     uptime_s: count,
-  }),
-);
-
-/** `GET /v1/models` in OpenAI's shape. */
-export const OpenAIModelList = named(
-  "OpenAIModelList",
-  z.object({
-    object: z.literal("list"),
-    data: z.array(z.object({
-      id: z.string(),
-      object: z.literal("model"),
-      created: z.number(),
-      owned_by: z.string(),
-    })),
-  }),
-);
-
-/** `GET /v1/models` in Anthropic's shape (with `anthropic-version`). */
-export const AnthropicModelList = named(
-  "AnthropicModelList",
-  z.object({
-    data: z.array(z.object({
-      type: z.literal("model"),
-      id: z.string(),
-      display_name: z.string(),
-      created_at: isoTime,
-    })),
-    has_more: z.boolean(),
-    first_id: z.string().nullable(),
-    last_id: z.string().nullable(),
   }),
 );

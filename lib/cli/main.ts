@@ -414,7 +414,7 @@ async function checkConfigCommand(args: string[], io: Io): Promise<number> {
       ["PROVIDER", "FORMAT", "ENDPOINT", "KEY ENV", "KEY SET"],
       [...reg.providers.values()].map((p) => [
         p.id,
-        p.format,
+        p.format.name,
         p.endpointUrl,
         p.apiKeyEnv ?? "-",
         !p.apiKeyEnv ? "n/a" : io.env[p.apiKeyEnv] ? "yes" : "no",

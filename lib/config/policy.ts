@@ -128,8 +128,8 @@ export const RETRYABLE_STATUS = new Set([408, 409, 429, 500, 502, 503, 504, 529]
 export function retryDelay(
   policy: Policy,
   attempt: number,
-  headers?: Headers,
-  now = Date.now(),
+  headers: Headers | undefined,
+  now: number,
   random = Math.random,
 ): number {
   const hinted = retryAfterMs(headers, now);
@@ -139,7 +139,7 @@ export function retryDelay(
 }
 
 /** The wait an upstream asked for, from `retry-after-ms` or `Retry-After` (seconds or a date). */
-export function retryAfterMs(headers: Headers | undefined, now = Date.now()): number | undefined {
+export function retryAfterMs(headers: Headers | undefined, now: number): number | undefined {
   if (!headers) return undefined;
   const precise = headers.get("retry-after-ms");
   if (precise !== null && /^\d+(\.\d+)?$/.test(precise.trim())) return Math.ceil(Number(precise));

@@ -4,19 +4,17 @@
  * providers.
  */
 import { z } from "zod";
+import { type ApiFormat, AUTH_STYLES, type CredentialHeader } from "../formats/format.ts";
+import { FORMAT_NAMES, formatNamed } from "../formats/mod.ts";
 import { DEFAULT_POLICY, mergePolicy, type Policy, PolicySchema } from "./policy.ts";
-
-const FORMATS = ["anthropic", "openai"] as const;
-/** An upstream API format; each has one module in `lib/formats/`. */
-export type FormatName = typeof FORMATS[number];
 
 const ProviderSchema = PolicySchema.extend({
   name: z.string().optional(),
-  format: z.enum(FORMATS),
+  format: z.enum(FORMAT_NAMES),
   base_url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }),
   api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name")
     .optional(),
-  auth_header: z.enum(["x-api-key", "authorization_bearer"]).optional(),
+  auth_header: z.enum(Object.keys(AUTH_STYLES) as [keyof typeof AUTH_STYLES]).optional(),
   chat_endpoint: z.string().startsWith("/", "must start with /").optional(),
   model_prefixes: z.array(z.string().min(1)).default([]),
   /** OpenAI format only: ask for `stream_options.include_usage` on streams (default true). */
@@ -68,12 +66,14 @@ const ModelsFileSchema = z.object({
 export interface Provider {
   id: string;
   name: string;
-  format: FormatName;
+  /** The API format the provider speaks. */
+  format: ApiFormat;
   baseUrl: string;
   /** Full URL of the format's main endpoint (base_url + chat_endpoint). */
   endpointUrl: string;
   apiKeyEnv?: string;
-  authHeader: "x-api-key" | "authorization_bearer";
+  /** The header that carries the provider's secret. */
+  credential: CredentialHeader;
   modelPrefixes: string[];
   streamUsage: boolean;
   headers: Record<string, string>;
@@ -101,15 +101,6 @@ export interface Route {
 
 /** Thrown when `models.json` cannot be read or does not validate. */
 export class RegistryError extends Error {}
-
-const DEFAULT_ENDPOINT: Record<FormatName, string> = {
-  anthropic: "/messages",
-  openai: "/chat/completions",
-};
-const DEFAULT_AUTH: Record<FormatName, Provider["authHeader"]> = {
-  anthropic: "x-api-key",
-  openai: "authorization_bearer",
-};
 
 /** A loaded, validated `models.json` and the routing over it. */
 export class Registry {
@@ -143,6 +134,17 @@ export class Registry {
   /** Prices of a known model (exact id, any case), when `known_models` gives them. */
   pricing(model: string): Pricing | undefined {
     return this.#known.get(model.toLowerCase())?.pricing;
+  }
+
+  /**
+   * A bounded metric label for a model id: the known model's id, the prefix
+   * that routes it (`claude*`), or `other`; never the client's raw string.
+   */
+  modelLabel(model: string): string {
+    const known = this.#known.get(model.toLowerCase());
+    if (known) return known.id;
+    const route = this.resolve(model);
+    return route ? `${route.match}*` : "other";
   }
 
   /**
@@ -197,16 +199,17 @@ export function parseRegistry(raw: unknown, source = "models.json"): Registry {
   const defaults = mergePolicy(DEFAULT_POLICY, file.defaults);
   const providers = new Map<string, Provider>();
   for (const [id, p] of Object.entries(file.providers)) {
-    const endpoint = p.chat_endpoint ?? DEFAULT_ENDPOINT[p.format];
+    const format = formatNamed(p.format)!;
+    const endpoint = p.chat_endpoint ?? format.upstream.path;
     const baseUrl = p.base_url.replace(/\/+$/, "");
     providers.set(id, {
       id,
       name: p.name ?? id,
-      format: p.format,
+      format,
       baseUrl,
       endpointUrl: baseUrl + endpoint,
       apiKeyEnv: p.api_key_env,
-      authHeader: p.auth_header ?? DEFAULT_AUTH[p.format],
+      credential: AUTH_STYLES[p.auth_header ?? format.upstream.auth],
       modelPrefixes: p.model_prefixes,
       streamUsage: p.stream_usage,
       headers: Object.fromEntries(Object.entries(p.headers).map(([k, v]) => [k.toLowerCase(), v])),

@@ -1,7 +1,11 @@
 /**
- * Anthropic Messages (`POST /v1/messages`): error shape, usage fields and the
- * streaming usage accumulator (USAGE_RULES.md sections 2 and 0).
+ * Anthropic Messages (`POST /v1/messages`, `/v1/messages/count_tokens`):
+ * endpoints, error and model-list shapes, usage fields and the streaming
+ * usage accumulator (docs/metering.md, "Anthropic").
  */
+import { z } from "zod";
+import { named } from "../http/named_schemas.ts";
+import { jsonResponse } from "../http/json.ts";
 import {
   addTokens,
   count,
@@ -12,7 +16,8 @@ import {
   tryParse,
   zeroTokens,
 } from "../metering/tokens.ts";
-import { type ApiFormat, jsonResponse } from "./format.ts";
+import type { KnownModel } from "../config/registry.ts";
+import { type ApiFormat, limitParam, type ReachableModel } from "./format.ts";
 
 const ERROR_TYPES: Record<number, string> = {
   400: "invalid_request_error",
@@ -160,10 +165,59 @@ class AnthropicStreamMeter implements StreamMeter {
   }
 }
 
+const ErrorBody = named(
+  "AnthropicError",
+  z.object({
+    type: z.literal("error"),
+    error: z.object({ type: z.string(), message: z.string() }),
+  }),
+);
+
+const ModelList = named(
+  "AnthropicModelList",
+  z.object({
+    data: z.array(z.object({
+      type: z.literal("model"),
+      id: z.string(),
+      display_name: z.string(),
+      created_at: z.string().describe("ISO 8601 time"),
+    })),
+    has_more: z.boolean(),
+    first_id: z.string().nullable(),
+    last_id: z.string().nullable(),
+  }),
+);
+
+const EPOCH_ISO = "1970-01-01T00:00:00Z";
+
+function modelItem(m: KnownModel) {
+  return { type: "model", id: m.id, display_name: m.displayName ?? m.id, created_at: EPOCH_ISO };
+}
+
 /** The Anthropic Messages format. */
 export const anthropic: ApiFormat = {
   name: "anthropic",
-  path: "/v1/messages",
+  label: "Anthropic Messages",
+  endpoints: [
+    {
+      path: "/v1/messages",
+      upstreamSuffix: "",
+      metered: true,
+      summary: "Anthropic Messages",
+      docs: "https://docs.anthropic.com/en/api/messages",
+    },
+    {
+      path: "/v1/messages/count_tokens",
+      upstreamSuffix: "/count_tokens",
+      metered: false,
+      summary: "Anthropic token counting (free: recorded with zero tokens)",
+      docs: "https://docs.anthropic.com/en/api/messages-count-tokens",
+    },
+  ],
+  upstream: { path: "/messages", auth: "x-api-key" },
+
+  // The Anthropic SDKs and Claude Code always send `anthropic-version`.
+  claims: (req) => req.headers.has("anthropic-version"),
 
   error(status, message) {
     return jsonResponse(status, {
@@ -180,6 +234,35 @@ export const anthropic: ApiFormat = {
     return new TextEncoder().encode(`event: error\ndata: ${body}\n\n`);
   },
 
+  schemas: { error: ErrorBody, modelList: ModelList },
+
+  // Anthropic's list holds only models served in this format, paged by id.
+  listModels(reachable, url) {
+    const models = own(reachable);
+    const limit = limitParam(url, 20);
+    const after = url.searchParams.get("after_id");
+    const before = url.searchParams.get("before_id");
+    let start = 0, end = models.length;
+    if (after !== null) start = models.findIndex((m) => m.id === after) + 1;
+    if (before !== null) {
+      const i = models.findIndex((m) => m.id === before);
+      end = i === -1 ? models.length : i;
+    }
+    const window = models.slice(start, end);
+    const page = before !== null && after === null ? window.slice(-limit) : window.slice(0, limit);
+    return jsonResponse(200, {
+      data: page.map(modelItem),
+      has_more: page.length < window.length,
+      first_id: page[0]?.id ?? null,
+      last_id: page[page.length - 1]?.id ?? null,
+    });
+  },
+
+  getModel(reachable, id) {
+    const m = own(reachable).find((m) => m.id === id);
+    return m && jsonResponse(200, modelItem(m));
+  },
+
   meterJson(body) {
     if (!isObject(body)) return { tokens: zeroTokens(), extra: [], usageSeen: false };
     const acc: Acc = {};
@@ -190,10 +273,8 @@ export const anthropic: ApiFormat = {
   },
 
   streamMeter: () => new AnthropicStreamMeter(),
-
-  prepareBody: (raw) => ({ bytes: raw, stripUsageEvent: false }),
-
-  injectedUsageDropper() {
-    throw new Error("Anthropic streams carry usage without any request edit");
-  },
 };
+
+function own(reachable: ReachableModel[]): KnownModel[] {
+  return reachable.filter((r) => r.format === anthropic).map((r) => r.model);
+}

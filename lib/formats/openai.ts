@@ -2,8 +2,12 @@
  * OpenAI Chat Completions (`POST /v1/chat/completions`) and compatible APIs
  * (DeepSeek, Moonshot/Kimi, GLM, Gemini's OpenAI endpoint, aggregators):
  * error shape, usage normalization, the stream accumulator and the
- * `stream_options.include_usage` injection (USAGE_RULES.md sections 3 to 7).
+ * `stream_options.include_usage` injection (docs/metering.md, "OpenAI and
+ * compatible APIs").
  */
+import { z } from "zod";
+import { named } from "../http/named_schemas.ts";
+import { jsonResponse } from "../http/json.ts";
 import {
   count,
   isObject,
@@ -13,7 +17,13 @@ import {
   tryParse,
   zeroTokens,
 } from "../metering/tokens.ts";
-import { type ApiFormat, jsonResponse } from "./format.ts";
+import type { KnownModel } from "../config/registry.ts";
+import {
+  type ApiFormat,
+  limitParam,
+  type PreparedBody,
+  type StreamUsageRequest,
+} from "./format.ts";
 import { findMember, isEmptyObject, spliceBytes } from "../pipeline/json_scan.ts";
 import { SseEventDropper } from "../metering/sse_event_filter.ts";
 
@@ -162,38 +172,43 @@ function isUsageOnly(data: string): boolean {
   return isObject(j) && Array.isArray(j.choices) && j.choices.length === 0 && isObject(j.usage);
 }
 
-/** The OpenAI Chat Completions format. */
-export const openai: ApiFormat = {
-  name: "openai",
-  path: "/v1/chat/completions",
+const ErrorBody = named(
+  "OpenAIError",
+  z.object({
+    error: z.object({
+      message: z.string(),
+      type: z.string(),
+      param: z.null(),
+      code: z.string().nullable(),
+    }),
+  }),
+);
 
-  error(status, message, code) {
-    return jsonResponse(status, {
-      error: { message, type: openaiErrorType(status), param: null, code: code ?? null },
-    });
-  },
+const ModelList = named(
+  "OpenAIModelList",
+  z.object({
+    object: z.literal("list"),
+    data: z.array(z.object({
+      id: z.string(),
+      object: z.literal("model"),
+      created: z.number(),
+      owned_by: z.string(),
+    })),
+  }),
+);
 
-  sseError(status, message) {
-    const body = JSON.stringify({
-      error: { message, type: openaiErrorType(status), param: null, code: null },
-    });
-    return enc.encode(`data: ${body}\n\n`);
-  },
+function modelItem(m: KnownModel) {
+  return { id: m.id, object: "model", created: 0, owned_by: m.ownedBy };
+}
 
-  meterJson(body) {
-    if (!isObject(body)) return { tokens: zeroTokens(), extra: [], usageSeen: false };
-    const u = usageOf(body);
-    return {
-      tokens: u ? openaiTokens(u) : zeroTokens(),
-      extra: [],
-      usageSeen: !!u,
-      errorType: errorTypeOf(body),
-    };
-  },
-
-  streamMeter: () => new OpenAIStreamMeter(),
-
-  prepareBody(raw, json, provider) {
+/**
+ * OpenAI-format streams carry usage only when the request sets
+ * `stream_options.include_usage`: the gateway sets it (at the byte level, no
+ * re-serialization) and removes the usage-only event for clients that did
+ * not ask for it.
+ */
+const streamUsage: StreamUsageRequest = {
+  prepare(raw, json, provider): PreparedBody {
     if (json.stream !== true || !provider.streamUsage) {
       return { bytes: raw, stripUsageEvent: false };
     }
@@ -232,5 +247,66 @@ export const openai: ApiFormat = {
     };
   },
 
-  injectedUsageDropper: () => new SseEventDropper(mayBeUsageOnly, isUsageOnly),
+  usageEventFilter: () => new SseEventDropper(mayBeUsageOnly, isUsageOnly),
+};
+
+/** The OpenAI Chat Completions format. */
+export const openai: ApiFormat = {
+  name: "openai",
+  label: "OpenAI Chat Completions",
+  endpoints: [{
+    path: "/v1/chat/completions",
+    upstreamSuffix: "",
+    metered: true,
+    summary: "OpenAI Chat Completions",
+    docs: "https://platform.openai.com/docs/api-reference/chat/create",
+  }],
+  upstream: { path: "/chat/completions", auth: "authorization_bearer" },
+
+  // The default shape of shared routes: claimed by no request header.
+  claims: () => false,
+
+  error(status, message, code) {
+    return jsonResponse(status, {
+      error: { message, type: openaiErrorType(status), param: null, code: code ?? null },
+    });
+  },
+
+  sseError(status, message) {
+    const body = JSON.stringify({
+      error: { message, type: openaiErrorType(status), param: null, code: null },
+    });
+    return enc.encode(`data: ${body}\n\n`);
+  },
+
+  schemas: { error: ErrorBody, modelList: ModelList },
+
+  // OpenAI-compatible clients list every reachable model, whatever its format.
+  listModels(reachable, url) {
+    const limit = limitParam(url, 1000);
+    return jsonResponse(200, {
+      object: "list",
+      data: reachable.slice(0, limit).map((r) => modelItem(r.model)),
+    });
+  },
+
+  getModel(reachable, id) {
+    const r = reachable.find((r) => r.model.id === id);
+    return r && jsonResponse(200, modelItem(r.model));
+  },
+
+  meterJson(body) {
+    if (!isObject(body)) return { tokens: zeroTokens(), extra: [], usageSeen: false };
+    const u = usageOf(body);
+    return {
+      tokens: u ? openaiTokens(u) : zeroTokens(),
+      extra: [],
+      usageSeen: !!u,
+      errorType: errorTypeOf(body),
+    };
+  },
+
+  streamMeter: () => new OpenAIStreamMeter(),
+
+  streamUsage,
 };

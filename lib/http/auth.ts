@@ -4,6 +4,7 @@
  * secret (compared in constant time).
  */
 import type { KeyRecord, KeyStore } from "../store/keys.ts";
+import type { ClientCall, ClientHandler, Handler } from "./call.ts";
 import { GatewayError } from "./errors.ts";
 
 /** The credentials a request presents, in header order, without duplicates. */
@@ -94,4 +95,20 @@ export class AdminAuth {
     }
     throw new GatewayError(401, "invalid_api_key", "invalid admin key");
   }
+}
+
+/** Wraps a handler for client keys: 401/403 in the route's shape unless the request carries a live key. */
+export function withClient(h: ClientHandler): Handler {
+  return async (req, ctx, call) => {
+    call.key = await authenticateClient(ctx.keys, req.headers);
+    return await h(req, ctx, call as ClientCall);
+  };
+}
+
+/** Wraps a handler for the admin key. */
+export function withAdmin(h: Handler): Handler {
+  return async (req, ctx, call) => {
+    await ctx.admin.check(req.headers, ctx.keys);
+    return await h(req, ctx, call);
+  };
 }

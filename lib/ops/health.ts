@@ -3,7 +3,7 @@
  * 200 when healthy, 503 when KV does not answer.
  */
 import type { Context } from "../context.ts";
-import { jsonResponse } from "../formats/format.ts";
+import { jsonResponse } from "../http/json.ts";
 
 /** Gateway version, reported by `/health`. */
 export const VERSION = "1.0.0";

@@ -3,26 +3,46 @@
  * stragglers cleanly once the grace period is over.
  */
 
-/** Something in flight that can be ended early. */
-export interface Active {
-  /** Ends the request now (streams get a native error event); usage is still recorded. */
-  abort(reason: string): void;
+/** One request in flight. */
+export class Tracked {
   /** True while the request is a stream being relayed. */
-  streaming: boolean;
+  streaming = false;
+  #controller?: AbortController;
+  #done: (t: Tracked) => void;
+
+  constructor(done: (t: Tracked) => void) {
+    this.#done = done;
+  }
+
+  /** Aborts when shutdown ends the request early; `reason` says why. Made on first use. */
+  get signal(): AbortSignal {
+    return (this.#controller ??= new AbortController()).signal;
+  }
+
+  /** Ends the request now (streams get a native error event); usage is still recorded. */
+  abort(reason: string): void {
+    (this.#controller ??= new AbortController()).abort(reason);
+  }
+
+  /** Call once the request has been fully recorded. */
+  done(): void {
+    this.#done(this);
+  }
 }
 
 /** The set of requests in flight. */
 export class Inflight {
-  #active = new Set<Active>();
+  #active = new Set<Tracked>();
   #waiters: (() => void)[] = [];
 
-  /** Registers a request; call the returned function once it has been fully recorded. */
-  add(a: Active): () => void {
-    this.#active.add(a);
-    return () => {
-      if (!this.#active.delete(a)) return;
+  /** Registers a request; call `done()` on the result once it has been fully recorded. */
+  track(): Tracked {
+    const t = new Tracked((t) => {
+      if (!this.#active.delete(t)) return;
       if (this.#active.size === 0) { for (const w of this.#waiters.splice(0)) w(); }
-    };
+    });
+    this.#active.add(t);
+    return t;
   }
 
   /** Requests in flight. */

@@ -2,6 +2,7 @@
  * Structured logging: one JSON object per line on stdout (`LOG_FORMAT=json`),
  * or a short human line (`pretty`). Callers never pass secrets or prompt text.
  */
+import { type Clock, systemClock } from "./clock.ts";
 
 /** Log levels, lowest first. */
 export type Level = "debug" | "info" | "warn" | "error";
@@ -53,15 +54,18 @@ export class Logger {
   #min: number;
   #format: "json" | "pretty";
   #sink: Sink;
+  #clock: Clock;
 
   constructor(
     level: Level = "info",
     format: "json" | "pretty" = "json",
     sink: Sink = bufferedStdout(),
+    clock: Clock = systemClock,
   ) {
     this.#min = RANK[level];
     this.#format = format;
     this.#sink = sink;
+    this.#clock = clock;
   }
 
   /** True when lines at `level` are written. */
@@ -72,7 +76,7 @@ export class Logger {
   /** Writes one line at `level` with message `msg`. */
   log(level: Level, msg: string, fields: Fields = {}): void {
     if (RANK[level] < this.#min) return;
-    const time = new Date().toISOString();
+    const time = new Date(this.#clock.now()).toISOString();
     const urgent = RANK[level] >= RANK.warn;
     if (this.#format === "json") {
       this.#sink(JSON.stringify({ time, level, msg, ...fields }), urgent);

@@ -138,6 +138,21 @@ export class Metrics {
   readonly tokens: Counter;
   readonly cost: Counter;
   readonly incomplete: Counter;
+  readonly http = new Counter(
+    "gateway_http_requests_total",
+    "Every HTTP request by route pattern and status class, refused ones included.",
+    ["route", "status_class"],
+  );
+  readonly refused = new Counter(
+    "gateway_refused_requests_total",
+    "Requests the gateway answered with its own error, by reason code.",
+    ["reason"],
+  );
+  readonly usageRejected = new Counter(
+    "gateway_usage_rejected_total",
+    "Usage entries Deno KV refused to store (set aside and logged, never retried).",
+    [],
+  );
   readonly upstreamErrors = new Counter(
     "gateway_upstream_errors_total",
     "Failed upstream attempts by provider and kind (network, timeout, status, stream).",
@@ -207,11 +222,14 @@ export class Metrics {
   /** The exposition text. */
   render(): string {
     const all: Metric[] = [
+      this.http,
+      this.refused,
       this.requests,
       this.tokens,
       this.cost,
       this.incomplete,
       this.upstreamErrors,
+      this.usageRejected,
       this.duration,
       this.ttfb,
       this.upstream,

@@ -18,6 +18,7 @@ import { importLunaFile } from "../store/luna_import.ts";
 import { loadRegistry, type Registry } from "../config/registry.ts";
 import { watchRegistry } from "../config/reload.ts";
 import { createRouter } from "../http/router.ts";
+import { fallbackShape, ROUTES } from "../http/routes.ts";
 import { UsageStore } from "../store/usage.ts";
 
 /** What a gateway is built from; everything but `config` has a production default. */
@@ -56,11 +57,11 @@ export async function openKv(path: string): Promise<Deno.Kv> {
 /** Builds the handler context and loads keys. */
 export async function createContext(opts: GatewayOptions): Promise<Context> {
   const { config } = opts;
-  const log = new Logger(config.logLevel, config.logFormat, opts.logSink);
-  const kv = opts.kv ?? await openKv(config.kvPath);
   const clock = opts.clock ?? systemClock;
+  const log = new Logger(config.logLevel, config.logFormat, opts.logSink, clock);
+  const kv = opts.kv ?? await openKv(config.kvPath);
   const buckets = new BucketClock(config.usageTz);
-  const keys = new KeyStore(kv);
+  const keys = new KeyStore(kv, clock);
   await keys.load();
   const usage = new UsageStore(
     kv,
@@ -119,7 +120,7 @@ function addGauges(ctx: Context): void {
         id,
       ) => [
         { provider: id },
-        BREAKER_VALUE[ctx.health.get(id).view(Date.now()).state as keyof typeof BREAKER_VALUE],
+        BREAKER_VALUE[ctx.health.get(id).view(ctx.clock.now()).state as keyof typeof BREAKER_VALUE],
       ]),
   );
   m.gauge(
@@ -178,7 +179,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     config.keysRefreshMs,
     (e) => log.warn("key reload failed", { error: errorMessage(e) }),
   );
-  const handler = createRouter(ctx);
+  const handler = createRouter(ctx, ROUTES, fallbackShape);
   const server = Deno.serve(
     { port: config.port, hostname: config.host, onListen: () => {} },
     handler,

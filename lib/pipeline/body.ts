@@ -2,7 +2,8 @@
  * Reading a client's request body once, within `MAX_BODY_BYTES`, and the few
  * facts routing needs from it (`model`, `stream`).
  */
-import { errors } from "../http/errors.ts";
+import { errors, GatewayError } from "../http/errors.ts";
+import { ok, refused, type Result } from "./result.ts";
 import { JsonScanError, scanObject } from "./json_scan.ts";
 
 /** Reads the whole body; 413 when it exceeds `limit` bytes. */
@@ -68,4 +69,23 @@ export function inspectBody(raw: Uint8Array): InspectedBody {
     throw errors.badRequest("missing_model", 'request body needs a "model" string');
   }
   return { json, model, stream: json.stream === true };
+}
+
+/** The request body as the pipeline carries it: the bytes and what routing read from them. */
+export interface RequestBody extends InspectedBody {
+  raw: Uint8Array<ArrayBuffer>;
+}
+
+/** Stage "read and inspect": the body read once within `maxBytes`, or the client's 400/413. */
+export async function readRequestBody(
+  req: Request,
+  maxBytes: number,
+): Promise<Result<RequestBody>> {
+  try {
+    const raw = await readBody(req, maxBytes);
+    return ok({ raw, ...inspectBody(raw) });
+  } catch (e) {
+    if (e instanceof GatewayError) return refused(e);
+    throw e;
+  }
 }

@@ -10,6 +10,7 @@
  * KV layout: `["keys", id]` record, `["key_hash", sha256hex]` -> id,
  * `["keys_version"]` KvU64 bumped by every change.
  */
+import { type Clock, systemClock } from "../ops/clock.ts";
 import { newId } from "../ops/ids.ts";
 
 /** A stored key (never the secret). */
@@ -25,6 +26,8 @@ export interface KeyRecord {
   created: string;
   /** Provider ids this key may use; absent means all. */
   allowedProviders?: string[];
+  /** Model ids or globs (`claude-*`) this key may use; absent means all. */
+  allowedModels?: string[];
   /** Where the key came from. */
   source: "gateway" | "luna";
   /** Set when deleted; kept so that usage history still has a name. */
@@ -80,9 +83,15 @@ export class KeyStore {
   #bySecret = new Map<string, KeyRecord>();
   #version = -1n;
   #timer?: ReturnType<typeof setTimeout>;
+  #clock: Clock;
 
-  constructor(kv: Deno.Kv) {
+  constructor(kv: Deno.Kv, clock: Clock = systemClock) {
     this.#kv = kv;
+    this.#clock = clock;
+  }
+
+  #nowIso(): string {
+    return new Date(this.#clock.now()).toISOString();
   }
 
   /** Loads every key into memory. */
@@ -167,7 +176,7 @@ export class KeyStore {
       hash,
       masked: maskSecret(secret),
       enabled: opts.enabled ?? true,
-      created: opts.created ?? new Date().toISOString(),
+      created: opts.created ?? this.#nowIso(),
       source,
       ...(opts.allowedProviders ? { allowedProviders: opts.allowedProviders } : {}),
     };
@@ -213,7 +222,7 @@ export class KeyStore {
 
   /** Deletes a key: it stops working at once; its usage history stays. */
   delete(id: string): Promise<KeyRecord> {
-    return this.#update(id, (k) => ({ ...k, enabled: false, deleted: new Date().toISOString() }));
+    return this.#update(id, (k) => ({ ...k, enabled: false, deleted: this.#nowIso() }));
   }
 
   /** Replaces a key's secret; the old one stops working at once. */

@@ -62,10 +62,7 @@ export function upstreamHeaders(
   if (!client.has("content-type") && !("content-type" in provider.headers)) {
     out.push(["content-type", "application/json"]);
   }
-  if (secret) {
-    if (provider.authHeader === "x-api-key") out.push(["x-api-key", secret]);
-    else out.push(["authorization", `Bearer ${secret}`]);
-  }
+  if (secret) out.push([provider.credential.header, provider.credential.prefix + secret]);
   return out;
 }
 
@@ -152,7 +149,8 @@ async function probeConnect(target: URL, ms: number): Promise<string | undefined
 export async function send(ctx: Context, o: SendOptions): Promise<Sent> {
   const t0 = performance.now();
   if (
-    o.connectMs > 0 && !(o.health.lastSuccessAt && Date.now() - o.health.lastSuccessAt < WARM_MS) &&
+    o.connectMs > 0 &&
+    !(o.health.lastSuccessAt && ctx.clock.now() - o.health.lastSuccessAt < WARM_MS) &&
     !PROXY_VARS.some((v) => ctx.env(v))
   ) {
     const failed = await probeConnect(new URL(o.url), o.connectMs);

@@ -1,6 +1,6 @@
 /**
- * The outcome of one proxied request, and where it goes once known: the
- * usage store and the request log.
+ * Stage "record": the outcome of one proxied request, and where it goes once
+ * known: the usage store, metrics and the request's log line.
  */
 import type { Context } from "../context.ts";
 import type { KeyRecord } from "../store/keys.ts";
@@ -44,6 +44,8 @@ export interface RequestOutcome {
   upstreamRequestId?: string;
   /** Prices of the model (from the registry the request started with). */
   pricing?: Pricing;
+  /** The model as a metric label: a known model id or routing prefix, else `other`. */
+  modelLabel: string;
 }
 
 /** Cost in USD of a token record at given prices. */
@@ -60,23 +62,23 @@ const TOKEN_TYPES = [
 ] as const;
 
 /** Records the outcome: usage (when it reached an upstream), metrics and one log line. */
-export function finishRequest(ctx: Context, o: RequestOutcome): void {
+export function record(ctx: Context, o: RequestOutcome): void {
   const tokens: Tokens = o.metered?.tokens ?? zeroTokens();
   const cost = o.pricing ? costOf(tokens, o.pricing) : undefined;
   const m = ctx.metrics;
   const k: Record<string, string> = m.perKey ? { key_id: o.key.id } : {};
   m.requests.inc({
     endpoint: o.endpoint,
-    model: o.model,
+    model: o.modelLabel,
     provider: o.provider ?? "none",
     status_class: `${Math.floor(o.status / 100)}xx`,
     ...k,
   });
   for (const [type, field] of TOKEN_TYPES) {
-    m.tokens.inc({ model: o.model, type, ...k }, tokens[field]);
+    m.tokens.inc({ model: o.modelLabel, type, ...k }, tokens[field]);
   }
-  if (cost) m.cost.inc({ model: o.model, ...k }, cost);
-  if (o.incomplete) m.incomplete.inc({ model: o.model, ...k });
+  if (cost) m.cost.inc({ model: o.modelLabel, ...k }, cost);
+  if (o.incomplete) m.incomplete.inc({ model: o.modelLabel, ...k });
   m.duration.observe({ endpoint: o.endpoint }, o.durationMs / 1000);
   if (o.ttfbMs !== undefined) m.ttfb.observe({ endpoint: o.endpoint }, o.ttfbMs / 1000);
   if (o.reachedUpstream) {

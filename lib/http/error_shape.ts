@@ -1,0 +1,18 @@
+/**
+ * The shapes errors the gateway raises itself take: each API format renders
+ * its own native body (see `ApiFormat.error`); the admin API answers with
+ * Luna's `detail` plus a structured `error`.
+ */
+import { jsonResponse } from "./json.ts";
+
+/** Renders a gateway error in one native shape. */
+export interface ErrorShape {
+  error(status: number, message: string, code?: string): Response;
+}
+
+/** The admin API's error shape: Luna's `detail` plus `error` with a machine-readable code. */
+export const ADMIN_SHAPE: ErrorShape = {
+  error(status, message, code = "error") {
+    return jsonResponse(status, { detail: message, error: { message, type: code, code } });
+  },
+};
