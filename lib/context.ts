@@ -12,7 +12,8 @@ import type { KeyStore } from "./store/keys.ts";
 import type { Logger } from "./ops/log.ts";
 import type { Metrics } from "./ops/metrics.ts";
 import type { Registry } from "./config/registry.ts";
-import type { UsageStore } from "./store/usage.ts";
+import type { UsageReader } from "./store/usage/reader.ts";
+import type { UsageWriter } from "./store/usage/writer.ts";
 
 /** Everything a handler may use. */
 export interface Context {
@@ -21,7 +22,10 @@ export interface Context {
   registry: Registry;
   kv: Deno.Kv;
   keys: KeyStore;
-  usage: UsageStore;
+  /** Records finished requests' usage (write-behind). */
+  usageWriter: UsageWriter;
+  /** Reads usage back (after this process's pending writes). */
+  usageReader: UsageReader;
   buckets: BucketClock;
   clock: Clock;
   log: Logger;

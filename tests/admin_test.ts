@@ -672,7 +672,7 @@ Deno.test("many keys and models in one flush window: every counter is written", 
   // atomic commit may hold; the usage store must split it, not drop it.
   const s = await setup({ config: { usageFlushMs: 10_000 } });
   try {
-    const usage = s.t.gw.ctx.usage;
+    const usage = s.t.gw.ctx.usageWriter;
     const keys = await Promise.all(
       Array.from({ length: 120 }, (_, i) => s.t.gw.ctx.keys.create({ name: `tenant-${i}` })),
     );

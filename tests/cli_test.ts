@@ -8,7 +8,8 @@ import { fakeUpstream, startTestGateway, testRegistry } from "./helpers.ts";
 import { runCli } from "../lib/cli/main.ts";
 import { BucketClock } from "../lib/ops/clock.ts";
 import { KeyStore } from "../lib/store/keys.ts";
-import { countersOf, UsageStore } from "../lib/store/usage.ts";
+import { countersOf } from "../lib/store/usage/counters.ts";
+import { UsageWriter } from "../lib/store/usage/writer.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const BUNDLED = new URL("../models.json", import.meta.url).pathname;
@@ -79,7 +80,7 @@ Deno.test("usage: a table by day, key and model, with filters and --json", async
     const keys = new KeyStore(kv);
     const a = (await keys.create({ name: "alice" })).record;
     const b = (await keys.create({ name: "bob" })).record;
-    const usage = new UsageStore(kv, new BucketClock("UTC"), 0);
+    const usage = new UsageWriter(kv, new BucketClock("UTC"), 0);
     const tok = (i: number, o: number, cr = 0) => ({
       inputUncached: i,
       cacheRead: cr,

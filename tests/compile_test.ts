@@ -15,9 +15,8 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { fakeUpstream } from "./helpers.ts";
-import { BucketClock } from "../lib/ops/clock.ts";
 import { KeyStore } from "../lib/store/keys.ts";
-import { UsageStore } from "../lib/store/usage.ts";
+import { UsageReader } from "../lib/store/usage/reader.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const TASKS = (JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`)) as {
@@ -341,7 +340,7 @@ Deno.test({
 
       const kv2 = await Deno.openKv(kvPath);
       try {
-        const rows = await new UsageStore(kv2, new BucketClock("UTC"), 0).byTime();
+        const rows = await new UsageReader(kv2).byTime();
         assertEquals(rows.length, 1, "one usage row");
         assertEquals(rows[0].counters.requests, 1);
         assertEquals(rows[0].counters.input_uncached, 11);

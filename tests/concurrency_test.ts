@@ -118,14 +118,14 @@ Deno.test("600 concurrent requests: every counter exact", async () => {
     }
     await Promise.all(jobs);
     // Streams are metered after the client got its last byte: wait for them.
-    for (let i = 0; i < 100 && !t.gw.ctx.usage.idle; i++) {
+    for (let i = 0; i < 100 && t.gw.ctx.usageWriter.pending > 0; i++) {
       await new Promise((r) => setTimeout(r, 20));
     }
     await new Promise((r) => setTimeout(r, 100));
 
     const rows = [
-      ...(await t.gw.ctx.usage.byKey(t.keyId)),
-      ...(await t.gw.ctx.usage.byKey(second.record.id)),
+      ...(await t.gw.ctx.usageReader.byKey(t.keyId)),
+      ...(await t.gw.ctx.usageReader.byKey(second.record.id)),
     ];
     const got = new Map<string, Want>();
     for (const r of rows) {
@@ -139,7 +139,7 @@ Deno.test("600 concurrent requests: every counter exact", async () => {
     }
     assertEquals(Object.fromEntries(got), Object.fromEntries(want));
 
-    const totals = await t.gw.ctx.usage.totals();
+    const totals = await t.gw.ctx.usageReader.totals();
     for (const keyId of [t.keyId, second.record.id]) {
       const c = totals.get(keyId)!.counters;
       const w = [...want].filter(([k]) => k.startsWith(keyId)).map(([, v]) => v);
@@ -147,7 +147,7 @@ Deno.test("600 concurrent requests: every counter exact", async () => {
       assertEquals(c.input_uncached, w.reduce((a, b) => a + b.input, 0));
       assertEquals(c.output, w.reduce((a, b) => a + b.output, 0));
     }
-    const byTime = await t.gw.ctx.usage.byTime();
+    const byTime = await t.gw.ctx.usageReader.byTime();
     assertEquals(byTime.reduce((a, r) => a + r.counters.requests, 0), 600);
   } finally {
     await t.close();

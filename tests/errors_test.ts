@@ -208,7 +208,7 @@ Deno.test("an unreachable upstream gives 502 in the native shape and counts a fa
     );
     assertIncludes(j.error.message, "anthropic");
     assert(!JSON.stringify(j).includes("at "), "no stack trace");
-    const [row] = await t.gw.ctx.usage.byKey(t.keyId);
+    const [row] = await t.gw.ctx.usageReader.byKey(t.keyId);
     assertEquals(row.counters.requests, 1);
     assertEquals(row.counters.failed, 1);
     for (const line of t.logs) {

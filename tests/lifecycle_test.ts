@@ -5,10 +5,9 @@
  */
 import { assert, assertEquals, assertIncludes } from "./assert.ts";
 import { ADMIN_KEY, fakeUpstream, testConfig } from "./helpers.ts";
-import { BucketClock } from "../lib/ops/clock.ts";
 import { KeyStore } from "../lib/store/keys.ts";
 import { startGateway } from "../lib/ops/server.ts";
-import { UsageStore } from "../lib/store/usage.ts";
+import { UsageReader } from "../lib/store/usage/reader.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const enc = new TextEncoder();
@@ -109,7 +108,7 @@ async function prepare(upstream: string) {
 async function usageIn(dir: string) {
   const kv = await Deno.openKv(`${dir}/gw.kv`);
   try {
-    return await new UsageStore(kv, new BucketClock("UTC"), 0).byTime();
+    return await new UsageReader(kv).byTime();
   } finally {
     kv.close();
   }

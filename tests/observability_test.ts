@@ -85,7 +85,7 @@ async function traffic(perKey: boolean, metricsPublic = false) {
   const r3 = await post(`${t.url}/v1/messages`, { model: "claude-broken", messages }, h);
   await r3.arrayBuffer();
   await t.gw.ctx.inflight.idle(2000);
-  await t.gw.ctx.usage.flush();
+  await t.gw.ctx.usageWriter.flush();
   return { up, t, responses: [r1, r2, r3], r1Text };
 }
 

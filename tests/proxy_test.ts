@@ -105,7 +105,7 @@ async function setup() {
       await t.close();
       await up.close();
     },
-    usage: async () => (await t.gw.ctx.usage.byKey(t.keyId)),
+    usage: async () => (await t.gw.ctx.usageReader.byKey(t.keyId)),
   };
 }
 
@@ -323,7 +323,7 @@ Deno.test("compressed upstream bodies reach the client decoded and are metered",
     });
     assertEquals(res.headers.get("content-encoding"), null);
     assertEquals(await res.text(), dec.decode(body));
-    const [row] = await t.gw.ctx.usage.byKey(t.keyId);
+    const [row] = await t.gw.ctx.usageReader.byKey(t.keyId);
     assertEquals(row.counters.output, 42);
   } finally {
     await t.close();

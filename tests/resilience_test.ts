@@ -8,7 +8,7 @@ import { assert, assertEquals, assertIncludes } from "./assert.ts";
 import { rawServer, reset, writeChunk, writeSseHead } from "./faults.ts";
 import { fakeUpstream, startTestGateway, type TestGateway } from "./helpers.ts";
 import { parseRegistry } from "../lib/config/registry.ts";
-import type { UsageRow } from "../lib/store/usage.ts";
+import type { UsageRow } from "../lib/store/usage/reader.ts";
 
 const START =
   'event: message_start\ndata: {"type":"message_start","message":{"id":"m1","usage":{"input_tokens":10,"cache_read_input_tokens":5,"output_tokens":1}}}\n\n';
@@ -52,7 +52,7 @@ async function gateway(aUrl: string, bUrl: string, policy?: Record<string, unkno
 
 async function settled(t: TestGateway): Promise<UsageRow[]> {
   await t.gw.ctx.inflight.idle(5000);
-  return await t.gw.ctx.usage.byKey(t.keyId);
+  return await t.gw.ctx.usageReader.byKey(t.keyId);
 }
 
 function call(t: TestGateway, model: string, stream = false, signal?: AbortSignal) {

@@ -142,7 +142,7 @@ Deno.test("official SDKs work unchanged through the gateway, and their usage is 
     assertIncludes(String(aErr.message), "/v1/chat/completions");
 
     await t.gw.ctx.inflight.idle(2000);
-    const rows = await t.gw.ctx.usage.byKey(t.keyId);
+    const rows = await t.gw.ctx.usageReader.byKey(t.keyId);
     const by = Object.fromEntries(rows.map((r) => [r.model, r.counters]));
     assertEquals(by["gpt-test"].input_uncached, 9);
     assertEquals(by["gpt-test"].output, 2);

@@ -18,7 +18,8 @@ import {
   periodTotals,
 } from "./reports.ts";
 import { CreateKeyBody } from "./schemas.ts";
-import { type KeyTotals, zeroCounters } from "../store/usage.ts";
+import { zeroCounters } from "../store/usage/counters.ts";
+import type { KeyTotals } from "../store/usage/reader.ts";
 
 const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
 
@@ -74,7 +75,7 @@ function checkProviders(ctx: Context, ids: string[] | null | undefined): void {
 
 /** `GET /admin/keys` */
 export async function listKeys(_req: Request, ctx: Context): Promise<Response> {
-  const totals = await ctx.usage.totals();
+  const totals = await ctx.usageReader.totals();
   return jsonResponse(200, { keys: ctx.keys.list().map((k) => keyView(k, totals.get(k.id))) });
 }
 
@@ -95,7 +96,7 @@ export async function createKey(req: Request, ctx: Context): Promise<Response> {
 /** `GET /admin/keys/{id}` */
 export async function getKey(_req: Request, ctx: Context, { params: p }: Call): Promise<Response> {
   const k = findKey(ctx, p.id);
-  return jsonResponse(200, keyView(k, await ctx.usage.keyTotals(k.id)));
+  return jsonResponse(200, keyView(k, await ctx.usageReader.keyTotals(k.id)));
 }
 
 /** `GET /admin/keys/{id}/usage` */
@@ -107,8 +108,8 @@ export async function keyUsageReport(
   const k = findKey(ctx, p.id);
   const { from, to } = dateRange(url);
   const [rows, totals] = await Promise.all([
-    ctx.usage.byKey(k.id, from, to),
-    ctx.usage.keyTotals(k.id),
+    ctx.usageReader.byKey(k.id, from, to),
+    ctx.usageReader.keyTotals(k.id),
   ]);
   return jsonResponse(200, {
     id: k.id,
@@ -154,7 +155,7 @@ export async function rotateKey(
 
 /** `GET /admin/usage` */
 export async function usageSummary(_req: Request, ctx: Context): Promise<Response> {
-  const totals = await ctx.usage.totals();
+  const totals = await ctx.usageReader.totals();
   const c = zeroCounters();
   for (const t of totals.values()) {
     for (const f of Object.keys(c) as (keyof typeof c)[]) c[f] += t.counters[f];
@@ -199,7 +200,7 @@ export async function dailyReport(
   { url }: Call,
 ): Promise<Response> {
   const { from, to } = dateRange(url);
-  const rows = await ctx.usage.byTime(from, to);
+  const rows = await ctx.usageReader.byTime(from, to);
   const name = keyName(ctx);
   const days = groupSorted(rows, (r) => r.day).map(([date, list]) => ({
     date,
@@ -220,7 +221,7 @@ export async function hourlyReport(
   { url }: Call,
 ): Promise<Response> {
   const date = dateParam(url, "date") ?? ctx.buckets.today(ctx.clock.now());
-  const rows = await ctx.usage.byTime(date, date);
+  const rows = await ctx.usageReader.byTime(date, date);
   const name = keyName(ctx);
   const hours = groupSorted(rows, (r) => `${r.day} ${r.hour}:00`).map(([hour, list]) => ({
     hour,

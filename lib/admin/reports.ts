@@ -6,7 +6,8 @@
  * prompt, `input_uncached + cache_read + cache_write` (OpenAI's convention);
  * `output` is all generated tokens; a model's `total` is input + output.
  */
-import { addCounters, type Counters, type UsageRow, zeroCounters } from "../store/usage.ts";
+import { addCounters, type Counters, zeroCounters } from "../store/usage/counters.ts";
+import type { UsageRow } from "../store/usage/reader.ts";
 
 /** Per-model figures in reports. */
 export interface ModelStats {

@@ -15,7 +15,8 @@ import { importLunaFile } from "../store/luna_import.ts";
 import { loadRegistry, parseRegistry, type Registry } from "../config/registry.ts";
 import { inputOf } from "../admin/reports.ts";
 import { openKv, startGateway } from "../ops/server.ts";
-import { type Counters, FIELDS, UsageStore, zeroCounters } from "../store/usage.ts";
+import { type Counters, FIELDS, zeroCounters } from "../store/usage/counters.ts";
+import { UsageReader } from "../store/usage/reader.ts";
 
 /** Where a command writes. */
 export interface Io {
@@ -209,7 +210,7 @@ async function keysCommand(args: string[], io: Io): Promise<number> {
         return 0;
       }
       case "list": {
-        const usage = new UsageStore(kv, new BucketClock("UTC"), 0);
+        const usage = new UsageReader(kv);
         const totals = await usage.totals();
         const list = keys.list();
         if (values.json) {
@@ -248,7 +249,7 @@ async function keysCommand(args: string[], io: Io): Promise<number> {
       }
       case "show": {
         const k = find(needId(positionals, sub));
-        const t = await new UsageStore(kv, new BucketClock("UTC"), 0).keyTotals(k.id);
+        const t = await new UsageReader(kv).keyTotals(k.id);
         if (values.json) io.out(JSON.stringify({ ...keyJson(k), totals: t }));
         else {
           for (const [f, v] of Object.entries(keyJson(k))) io.out(`${f}: ${v ?? "-"}`);
@@ -307,7 +308,7 @@ async function usageCommand(args: string[], io: Io): Promise<number> {
     }
   }
   return await withKv(io, async (kv, keys, cfg) => {
-    const store = new UsageStore(kv, new BucketClock(cfg.usageTz), 0);
+    const store = new UsageReader(kv);
     let rows = values.key
       ? await store.byKey(values.key, values.from, values.to)
       : await store.byTime(values.from, values.to);

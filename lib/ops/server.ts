@@ -19,7 +19,8 @@ import { loadRegistry, type Registry } from "../config/registry.ts";
 import { watchRegistry } from "../config/reload.ts";
 import { createRouter } from "../http/router.ts";
 import { fallbackShape, ROUTES } from "../http/routes.ts";
-import { UsageStore } from "../store/usage.ts";
+import { UsageReader } from "../store/usage/reader.ts";
+import { UsageWriter } from "../store/usage/writer.ts";
 
 /** What a gateway is built from; everything but `config` has a production default. */
 export interface GatewayOptions {
@@ -63,20 +64,22 @@ export async function createContext(opts: GatewayOptions): Promise<Context> {
   const buckets = new BucketClock(config.usageTz);
   const keys = new KeyStore(kv, clock);
   await keys.load();
-  const usage = new UsageStore(
-    kv,
-    buckets,
-    config.usageFlushMs,
-    (e) => log.error("usage write failed; will retry", { error: errorMessage(e) }),
-  );
   const metrics = new Metrics(config.metricsPerKey);
-  usage.onCommit = (ms) => metrics.kvWrite.observe({}, ms / 1000);
+  const usageWriter = new UsageWriter(kv, buckets, config.usageFlushMs, {
+    onRetry: (e) => log.error("usage write failed; will retry", { error: errorMessage(e) }),
+    onRejected: (keyId, e) => {
+      metrics.usageRejected.inc({});
+      log.error("usage refused by KV; set aside", { key_id: keyId, error: errorMessage(e) });
+    },
+    onCommit: (ms) => metrics.kvWrite.observe({}, ms / 1000),
+  });
   const ctx: Context = {
     config,
     registry: opts.registry ?? await loadRegistry(config.modelsPath),
     kv,
     keys,
-    usage,
+    usageWriter,
+    usageReader: new UsageReader(kv, () => usageWriter.flush()),
     buckets,
     clock,
     log,
@@ -139,7 +142,7 @@ function addGauges(ctx: Context): void {
     [],
     () => [[
       {},
-      ctx.usage.pending,
+      ctx.usageWriter.pending,
     ]],
   );
   m.gauge("gateway_uptime_seconds", "Seconds since the gateway started.", [], () => [[
@@ -215,7 +218,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
       ctx.keys.close();
       ctx.deadlines.close();
-      await ctx.usage.flush();
+      await ctx.usageWriter.flush();
       if (!opts.kv) ctx.kv.close();
       log.info("gateway stopped");
     })();

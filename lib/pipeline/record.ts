@@ -6,7 +6,7 @@ import type { Context } from "../context.ts";
 import type { KeyRecord } from "../store/keys.ts";
 import { type Metered, type Tokens, zeroTokens } from "../metering/tokens.ts";
 import type { Pricing } from "../config/registry.ts";
-import { countersOf } from "../store/usage.ts";
+import { countersOf } from "../store/usage/counters.ts";
 
 /** Everything known about a finished request (no secrets, no prompt text). */
 export interface RequestOutcome {
@@ -83,7 +83,7 @@ export function record(ctx: Context, o: RequestOutcome): void {
   if (o.ttfbMs !== undefined) m.ttfb.observe({ endpoint: o.endpoint }, o.ttfbMs / 1000);
   if (o.reachedUpstream) {
     const provider = o.provider ?? "none";
-    ctx.usage.record(o.key.id, ctx.clock.now(), [
+    ctx.usageWriter.record(o.key.id, ctx.clock.now(), [
       { model: o.model, provider, counters: countersOf(tokens, 1, o.failed, o.incomplete) },
       ...(o.metered?.extra ?? []).map((e) => ({
         model: e.model,

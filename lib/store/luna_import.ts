@@ -16,18 +16,16 @@
  * Usage Luna kept only per day (no hourly entry) is placed at its local noon.
  */
 import { z } from "zod";
-import type { BucketClock } from "../ops/clock.ts";
+import type { Bucket, BucketClock } from "../ops/clock.ts";
 import { type KeyStore, sha256Hex } from "./keys.ts";
+import { type UsageLine, zeroCounters } from "./usage/counters.ts";
 import {
   applyMutations,
-  type Counters,
-  keyBytes,
   MAX_KEY_BYTES,
   MAX_MUTATIONS,
-  type UsageEntry,
-  usageMutations,
-  zeroCounters,
-} from "./usage.ts";
+  type UsageMutation,
+  UsageMutations,
+} from "./usage/layout.ts";
 
 const LUNA_OFFSET_MS = 8 * 3600_000;
 /** Model name for usage Luna recorded without a model. */
@@ -216,17 +214,23 @@ export function lunaPieces(usage: LunaUsage, createdMs: number): Piece[] {
   return pieces;
 }
 
-function entriesOf(keyId: string, pieces: Piece[], clock: BucketClock): UsageEntry[] {
-  const merged = new Map<string, UsageEntry>();
+/** One bucket's imported usage. */
+interface Entry {
+  bucket: Bucket;
+  line: UsageLine;
+}
+
+function entriesOf(pieces: Piece[], clock: BucketClock): Entry[] {
+  const merged = new Map<string, Entry>();
   for (const p of pieces) {
     const bucket = clock.bucket(p.at);
     const id = `${bucket.day}|${bucket.hour}|${p.model}`;
     let e = merged.get(id);
     if (!e) {
-      e = { keyId, bucket, model: p.model, provider: LUNA_PROVIDER, counters: zeroCounters() };
+      e = { bucket, line: { model: p.model, provider: LUNA_PROVIDER, counters: zeroCounters() } };
       merged.set(id, e);
     }
-    const c: Counters = e.counters;
+    const c = e.line.counters;
     c.input_uncached += p.input;
     c.output += p.output;
     c.requests += p.requests;
@@ -235,22 +239,26 @@ function entriesOf(keyId: string, pieces: Piece[], clock: BucketClock): UsageEnt
 }
 
 /**
- * Rows in deterministic batches that each fit one atomic commit (KV's limits on
- * mutations and on total key size), with room for a marker and `last_used`.
+ * A key's usage mutations in deterministic batches that each fit one atomic
+ * commit (KV's limits on mutations and on total key size), with room for a
+ * marker and `last_used`.
  */
-function batchRows(rows: UsageEntry[]): UsageEntry[][] {
-  const batches: UsageEntry[][] = [[]];
-  let n = 0, bytes = 0;
-  for (const row of rows) {
-    const muts = usageMutations([row]);
-    const b = muts.reduce((a, m) => a + keyBytes(JSON.stringify(m.key)), 0);
+function batchMutations(
+  keyId: string,
+  entries: Entry[],
+  builder: UsageMutations,
+): UsageMutation[][] {
+  const batches: UsageMutation[][] = [[]];
+  let bytes = 0;
+  for (const e of entries) {
+    const muts = builder.build(keyId, e.bucket, [e.line]);
+    const b = muts.reduce((a, m) => a + m.bytes, 0);
     const cur = batches[batches.length - 1];
-    if (cur.length > 0 && (n + muts.length > MAX_MUTATIONS || bytes + b > MAX_KEY_BYTES)) {
+    if (cur.length > 0 && (cur.length + muts.length > MAX_MUTATIONS || bytes + b > MAX_KEY_BYTES)) {
       batches.push([]);
-      n = bytes = 0;
+      bytes = 0;
     }
-    batches[batches.length - 1].push(row);
-    n += muts.length;
+    batches[batches.length - 1].push(...muts);
     bytes += b;
   }
   return batches;
@@ -271,6 +279,7 @@ export async function importLunaKeys(
   entries: Map<string, LunaKeyEntry>,
 ): Promise<ImportResult> {
   const result: ImportResult = { imported: 0, skipped: 0, keys: [] };
+  const builder = new UsageMutations();
   // Deterministic order, so batches are the same on every run.
   for (const secret of [...entries.keys()].sort()) {
     const entry = entries.get(secret)!;
@@ -311,12 +320,14 @@ export async function importLunaKeys(
     const usage = entry.usage ?? Usage.parse({});
     const pieces = lunaPieces(usage, created ? Date.parse(created) : Date.now());
     const lastUsed = toMs(usage.last_used);
-    const batches = batchRows(entriesOf(id, pieces, clock));
-    for (const [b, rows] of batches.entries()) {
-      const last = b === 0 && lastUsed !== undefined ? new Map([[id, lastUsed]]) : undefined;
+    const batches = batchMutations(id, entriesOf(pieces, clock), builder);
+    for (const [b, muts] of batches.entries()) {
+      if (b === 0 && lastUsed !== undefined) {
+        muts.push(...builder.build(id, clock.bucket(lastUsed), [], lastUsed));
+      }
       const marker = ["luna_import", hash, b];
       const op = kv.atomic().check({ key: marker, versionstamp: null }).set(marker, true);
-      await applyMutations(op, usageMutations(rows, last)).commit(); // a failed check: written before
+      await applyMutations(op, muts).commit(); // a failed check: written before
     }
     await kv.set(["luna_import", hash], "done");
     result.imported++;
