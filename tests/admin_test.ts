@@ -383,6 +383,7 @@ Deno.test("rotate: the old secret answers 401, the new one works, id and usage s
     assertEquals(r.json.status, "rotated");
     assertEquals(r.json.id, k.id);
     assertEquals(r.json.name, "rotor");
+    assertEquals([r.json.total_requests, r.json.total_input], [1, 240], "the key's real totals");
     const fresh: string = r.json.api_key;
     assert(fresh.startsWith("sk-gw-") && fresh !== k.api_key);
     assertEquals(r.json.key, `${fresh.slice(0, 8)}...${fresh.slice(-4)}`);
@@ -464,6 +465,29 @@ Deno.test("daily report: days ascending, by_model, by_tenant by key name, keys; 
       assertEquals(r.status, 400, bad);
       assertIncludes(r.json.detail, "YYYY-MM-DD");
     }
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("a reversed date range answers 400 in the admin shape, not 500 or an empty report", async () => {
+  const s = await setup();
+  try {
+    await claude(s.t.url, s.t.secret);
+    for (
+      const path of [
+        "/admin/usage/daily?from=2026-11-30&to=2026-11-01",
+        `/admin/keys/${s.t.keyId}/usage?from=2026-11-30&to=2026-11-01`,
+      ]
+    ) {
+      const r = await s.call("GET", path);
+      assertEquals(r.status, 400, path);
+      assertEquals(r.json.error.code, "invalid_date_range");
+      assertEquals(r.json.detail, r.json.error.message);
+      assertIncludes(r.json.detail, "from (2026-11-30) is after to (2026-11-01)");
+    }
+    const one = await s.call("GET", "/admin/usage/daily?from=2026-11-01&to=2026-11-01");
+    assertEquals([one.status, one.json.days], [200, []]);
   } finally {
     await s.close();
   }

@@ -4,8 +4,9 @@
  * process; a few run `main.ts` as a subprocess, as an admin would.
  */
 import { assert, assertEquals, assertIncludes } from "./assert.ts";
-import { fakeUpstream, startTestGateway, testRegistry } from "./helpers.ts";
+import { admin, fakeUpstream, startTestGateway, testRegistry } from "./helpers.ts";
 import { runCli } from "../lib/cli/main.ts";
+import { parseRegistry } from "../lib/config/registry.ts";
 import { BucketClock } from "../lib/ops/clock.ts";
 import { KeyStore } from "../lib/store/keys.ts";
 import { countersOf } from "../lib/store/usage/counters.ts";
@@ -49,7 +50,7 @@ Deno.test("keys: create, list, show, disable, enable, rotate, delete, on a KV th
     assertIncludes(show.out, "requests: 0");
 
     assertEquals((await cli(["keys", "disable", k.id], env)).status, 0);
-    const disabled = JSON.parse((await cli(["keys", "list", "--json"], env)).out);
+    const disabled = JSON.parse((await cli(["keys", "list", "--json"], env)).out).keys;
     assertEquals(disabled[0].enabled, false);
     assertEquals((await cli(["keys", "enable", k.id], env)).status, 0);
 
@@ -254,6 +255,215 @@ Deno.test("the entry point as an admin runs it: first key before the server star
     const err = new TextDecoder().decode(bad.stderr).trim();
     assertEquals(err.split("\n").length, 1);
     assertIncludes(err, "missing <id>");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---- the CLI and the admin API agree ----
+
+/** A test gateway and the CLI on one KV file, both with the bundled registry. */
+async function sharedKv() {
+  const { dir, env } = await tempKv();
+  await Deno.mkdir(`${dir}/sub`, { recursive: true });
+  const kv = await Deno.openKv(env.KV_PATH);
+  const registry = parseRegistry(JSON.parse(await Deno.readTextFile(BUNDLED)), BUNDLED);
+  const t = await startTestGateway({ registry, kv, config: { keysRefreshMs: 50 } });
+  const cliEnv = { ...env, MODELS_CONFIG: BUNDLED };
+  return {
+    t,
+    run: (args: string[]) => cli(args, cliEnv),
+    call: (method: string, path: string, body?: unknown) => admin(t.url, method, path, body),
+    /** Usage for a key, as live traffic would have recorded it. */
+    async use(keyId: string, at: string, requests: number) {
+      for (let i = 0; i < requests; i++) {
+        t.gw.ctx.usageWriter.record(keyId, Date.parse(at), [{
+          model: "deepseek-chat",
+          provider: "deepseek",
+          counters: countersOf(
+            {
+              inputUncached: 10,
+              cacheRead: 5,
+              cacheWrite: 0,
+              output: 7,
+              webSearch: 0,
+              webFetch: 0,
+            },
+            1,
+            false,
+            false,
+          ),
+        }]);
+      }
+      await t.gw.ctx.usageWriter.flush();
+    },
+    async close() {
+      await t.close();
+      kv.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("CLI and API agree: real dates only, from <= to, known providers, existing key ids", async () => {
+  const s = await sharedKv();
+  try {
+    // Dates: the same values are accepted and refused by both.
+    for (const d of ["2026-11-01", "2024-02-29", "2026-02-30", "2026-13-01", "2026-3-1", "today"]) {
+      const api = await s.call("GET", `/admin/usage/daily?from=${d}`);
+      const cmd = await s.run(["usage", "--from", d]);
+      assertEquals(
+        api.status === 200,
+        cmd.status === 0,
+        `${d}: API ${api.status}, CLI ${cmd.status}`,
+      );
+      if (api.status !== 200) {
+        assertEquals(api.status, 400, d);
+        assertIncludes(String(api.json.detail), "YYYY-MM-DD");
+        assertEquals(cmd.status, 2, d);
+        assertIncludes(cmd.err, "--from must be a date as YYYY-MM-DD");
+      }
+    }
+
+    // A reversed range is a clear error in both, never a crash or an empty report.
+    for (const path of ["/admin/usage/daily", `/admin/keys/${s.t.keyId}/usage`]) {
+      const api = await s.call("GET", `${path}?from=2026-11-30&to=2026-11-01`);
+      assertEquals(api.status, 400, path);
+      assertEquals((api.json.error as Record<string, string>).code, "invalid_date_range");
+      assertIncludes(String(api.json.detail), "from (2026-11-30) is after to (2026-11-01)");
+    }
+    const reversed = await s.run(["usage", "--from", "2026-11-30", "--to", "2026-11-01"]);
+    assertEquals(reversed.status, 2);
+    assertIncludes(reversed.err, "--from (2026-11-30) is after --to (2026-11-01)");
+    assertEquals((await s.run(["usage", "--from", "2026-11-01", "--to", "2026-11-01"])).status, 0);
+
+    // Providers: ids the registry knows, in both.
+    const apiBad = await s.call("POST", "/admin/keys", { name: "x", allowed_providers: ["nope"] });
+    assertEquals(apiBad.status, 400);
+    assertIncludes(String(apiBad.json.detail), 'unknown provider "nope"');
+    const cliBad = await s.run(["keys", "create", "x", "--allow", "deepseek,nope"]);
+    assertEquals(cliBad.status, 2);
+    assertIncludes(cliBad.err, 'unknown provider "nope"');
+    assertIncludes(cliBad.err, "--allow");
+    assertEquals(JSON.parse((await s.run(["keys", "list", "--json"])).out).keys.length, 1);
+    assertEquals(
+      (await s.call("POST", "/admin/keys", { name: "x", allowed_providers: ["deepseek"] })).status,
+      200,
+    );
+    assertEquals((await s.run(["keys", "create", "y", "--allow", "deepseek"])).status, 0);
+
+    // Key ids: one that does not exist is "not found" in both.
+    const ghost = "01HZZZZZZZZZZZZZZZZZZZZZZZ";
+    assertEquals((await s.call("GET", `/admin/keys/${ghost}/usage`)).status, 404);
+    for (const args of [["usage", "--key", ghost], ["keys", "show", ghost]]) {
+      const r = await s.run(args);
+      assertEquals(r.status, 1, args.join(" "));
+      assertIncludes(r.err, "no API key with that id");
+    }
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("usage --key with an unknown or deleted id says so and exits 1", async () => {
+  const s = await sharedKv();
+  try {
+    await s.use(s.t.keyId, "2026-11-02T10:00:00Z", 1);
+    const ok = await s.run(["usage", "--key", s.t.keyId]);
+    assertEquals(ok.status, 0);
+    assertIncludes(ok.out, "deepseek-chat");
+    const unknown = await s.run(["usage", "--key", "no-such-key"]);
+    assertEquals(unknown.status, 1);
+    assertEquals(unknown.err.split("\n").length, 1);
+    assertIncludes(unknown.err, "no API key with that id");
+    assertEquals(unknown.out, "", "not an empty report");
+    assertEquals((await s.run(["keys", "delete", s.t.keyId])).status, 0);
+    assertEquals((await s.run(["usage", "--key", s.t.keyId])).status, 1);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("keys --json prints what the admin API returns; rotate keeps the key's real totals", async () => {
+  const s = await sharedKv();
+  try {
+    await s.use(s.t.keyId, "2026-11-02T10:00:00Z", 3);
+    const show = JSON.parse((await s.run(["keys", "show", s.t.keyId, "--json"])).out);
+    assertEquals(show, (await s.call("GET", `/admin/keys/${s.t.keyId}`)).json);
+    assertEquals(show.total_requests, 3);
+    assertEquals(show.total_input, 45);
+    assertEquals(
+      JSON.parse((await s.run(["keys", "list", "--json"])).out),
+      (await s.call("GET", "/admin/keys")).json,
+    );
+
+    const rotated = JSON.parse((await s.run(["keys", "rotate", s.t.keyId, "--json"])).out);
+    assertEquals(rotated.status, "rotated");
+    assert(rotated.api_key.startsWith("sk-gw-") && rotated.api_key !== s.t.secret);
+    const { api_key: _, status: __, key: ___, ...rest } = rotated;
+    const { key: ____, ...before } = show;
+    assertEquals(rest, before, "rotation keeps id, name and totals");
+    const text = await s.run(["keys", "rotate", s.t.keyId]);
+    assertEquals(text.status, 0);
+    assertIncludes(text.out, "total_requests: 3");
+    assertIncludes(text.out, "total_input: 45");
+
+    // The API's rotate answers with the same totals.
+    const api = await s.call("POST", `/admin/keys/${s.t.keyId}/rotate`);
+    assertEquals(api.status, 200);
+    assertEquals([api.json.total_requests, api.json.total_output], [3, 21]);
+
+    const created = JSON.parse((await s.run(["keys", "create", "new", "--json"])).out);
+    assertEquals(
+      Object.keys(created).sort(),
+      [
+        "api_key",
+        ...Object.keys((await s.call("GET", `/admin/keys/${s.t.keyId}`)).json),
+      ].sort(),
+    );
+    const disabled = JSON.parse((await s.run(["keys", "disable", created.id, "--json"])).out);
+    assertEquals(disabled, { status: "disabled", name: "new", id: created.id });
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("import-luna again with a changed file: says which keys differ and leaves them as they are", async () => {
+  const { dir, env } = await tempKv();
+  try {
+    const file = `${dir}/keys.json`;
+    const luna = (over: Record<string, unknown>, requests = 2) => ({
+      keys: {
+        "sk-luna-aaaaaaaaaaaaaaaaaaaaaa": {
+          name: "team-a",
+          enabled: true,
+          allowed_providers: ["deepseek"],
+          usage: { total_input: 30, total_output: 12, total_requests: requests },
+          ...over,
+        },
+        "sk-luna-bbbbbbbbbbbbbbbbbbbbbb": { name: "team-b" },
+      },
+    });
+    await Deno.writeTextFile(file, JSON.stringify(luna({})));
+    assertIncludes((await cli(["import-luna", file], env)).out, "2 imported, 0 skipped");
+    const same = await cli(["import-luna", file], env);
+    assert(!same.out.includes("differs"), same.out);
+
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify(luna({ name: "team-a2", enabled: false, allowed_providers: null }, 5)),
+    );
+    const again = await cli(["import-luna", file], env);
+    assertEquals(again.status, 0);
+    assertIncludes(again.out, "differs: name, enabled, allowed_providers, usage");
+    assertIncludes(again.out, "0 imported, 2 skipped");
+    assertIncludes(again.out, "1 differs from the file and was left as it is");
+    assertEquals(again.out.split("\n").filter((l) => l.includes("differs:")).length, 1);
+    const keys = JSON.parse((await cli(["keys", "list", "--json"], env)).out).keys;
+    const a = keys.find((k: { name: string }) => k.name === "team-a");
+    assert(a, "not renamed");
+    assertEquals([a.enabled, a.allowed_providers, a.total_requests], [true, ["deepseek"], 2]);
+    assertIncludes((await cli(["import-luna", "--help"])).out, "differs");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

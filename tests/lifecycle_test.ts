@@ -246,3 +246,38 @@ Deno.test("live reload: a good file applies without restart, a broken one is ref
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("live reload: reverting a bad edit to the file in force clears last_reload_error", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/models.json`;
+  const good = modelsFile("http://127.0.0.1:9");
+  await Deno.writeTextFile(path, good);
+  const kv = await Deno.openKv(":memory:");
+  const gw = await startGateway({
+    config: testConfig({ modelsPath: path }),
+    kv,
+    logSink: () => {},
+  });
+  const status = async () => {
+    const res = await fetch(`${gw.url}/admin/models`, { headers: { "x-api-key": ADMIN_KEY } });
+    return (await res.json()).config.last_reload_error;
+  };
+  const waitFor = async (cond: () => Promise<boolean>) => {
+    for (let i = 0; i < 100 && !(await cond()); i++) await new Promise((r) => setTimeout(r, 30));
+    assert(await cond(), "condition not reached in time");
+  };
+  try {
+    assertEquals(await status(), null);
+    await Deno.writeTextFile(path, '{"providers": {"up": {"format": "grpc"}}}');
+    await waitFor(async () => (await status()) !== null);
+    assertIncludes((await status()).message, "providers.up");
+    // Back to the exact content in force: nothing to reload, and nothing wrong any more.
+    await Deno.writeTextFile(path, good);
+    await waitFor(async () => (await status()) === null);
+    assertEquals(gw.ctx.registry.resolve("claude-test")?.chain[0].id, "up");
+  } finally {
+    await gw.shutdown();
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -361,6 +361,99 @@ Deno.test("importLunaFile twice, or a restart with KEYS_FILE, changes nothing in
   }
 });
 
+Deno.test("a changed keys file: keys that differ are reported by field and left unchanged", async () => {
+  const dir = await Deno.makeTempDir();
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const keys = new KeyStore(kv);
+    await keys.load();
+    const clock = new BucketClock("UTC");
+    await importLunaFile(KEYS_PATH, kv, keys, clock);
+    const before = await dump(kv);
+
+    const changed = structuredClone(LUNA);
+    changed.keys[ALICE].name = "alice-renamed";
+    changed.keys[BOB].enabled = !bob.enabled;
+    changed.keys[CAROL].allowed_providers = ["kimi", "deepseek"];
+    changed.keys[CAROL].usage.total_requests = 4; // Luna served carol after the import
+    const file = `${dir}/keys.json`;
+    await Deno.writeTextFile(file, JSON.stringify(changed));
+    const r = await importLunaFile(file, kv, keys, clock);
+    assertEquals([r.imported, r.skipped], [0, 3]);
+    const differs = Object.fromEntries(r.keys.map((k) => [k.name, k.differs ?? []]));
+    assertEquals(differs, {
+      "alice-renamed": ["name"],
+      "bob-old-ci": ["enabled"],
+      "carol-deepseek-only": ["allowed_providers", "usage"],
+    });
+    assertEquals(await dump(kv), before, "nothing overwritten");
+
+    // The same providers in another order are the same set.
+    changed.keys[CAROL].allowed_providers = [...(carol.allowed_providers ?? [])].reverse();
+    changed.keys[CAROL].usage = carol.usage;
+    changed.keys[ALICE].name = alice.name;
+    changed.keys[BOB].enabled = bob.enabled;
+    await Deno.writeTextFile(file, JSON.stringify(changed));
+    const same = await importLunaFile(file, kv, keys, clock);
+    assertEquals(same.keys.filter((k) => k.differs).map((k) => k.name), []);
+
+    // A key deleted in the gateway since its import is reported, not brought back.
+    await keys.delete(r.keys.find((k) => k.name === "bob-old-ci")!.id);
+    const gone = await importLunaFile(KEYS_PATH, kv, keys, clock);
+    assertEquals(gone.keys.find((k) => k.name === "bob-old-ci")!.differs, ["deleted"]);
+
+    // At start (KEYS_FILE), the gateway logs which keys differ.
+    await Deno.writeTextFile(file, JSON.stringify({ keys: { [ALICE]: { ...alice, name: "x" } } }));
+    const t = await startTestGateway({
+      registry: lunaRegistry("http://127.0.0.1:9"),
+      env: LUNA_ENV,
+      config: { keysFile: file },
+      kv,
+    });
+    await t.close();
+    const warn = t.logs.map((l) => JSON.parse(l)).find((l) => l.msg.includes("differ"));
+    assert(warn, t.logs.join("\n"));
+    assertEquals(warn.keys, [{
+      id: r.keys.find((k) => k.name === "alice-renamed")!.id,
+      name: "x",
+      differs: ["name"],
+    }]);
+  } finally {
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("keys imported before usage fingerprints: usage is checked against the stored rows", async () => {
+  const dir = await Deno.makeTempDir();
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const keys = new KeyStore(kv);
+    await keys.load();
+    await importLunaFile(KEYS_PATH, kv, keys, new BucketClock("UTC"));
+    const fingerprint = ["luna_import", await sha256Hex(ALICE), "usage"];
+    const kept = (await kv.get(fingerprint)).value;
+    assert(kept, "a fingerprint is stored with each import");
+    await kv.delete(fingerprint);
+    // Another USAGE_TZ since the import does not make the usage differ.
+    const same = await importLunaFile(KEYS_PATH, kv, keys, new BucketClock("Asia/Tokyo"));
+    assertEquals(same.differing, 0);
+    assertEquals((await kv.get(fingerprint)).value, kept, "checked once, then fingerprinted");
+
+    await kv.delete(fingerprint);
+    const changed = structuredClone(LUNA);
+    changed.keys[ALICE].usage.total_output += 100;
+    const file = `${dir}/keys.json`;
+    await Deno.writeTextFile(file, JSON.stringify(changed));
+    const r = await importLunaFile(file, kv, keys, new BucketClock("UTC"));
+    assertEquals(r.keys.find((k) => k.name === "alice-laptop")!.differs, ["usage"]);
+    assertEquals((await kv.get(fingerprint)).value, null, "no fingerprint for usage that differs");
+  } finally {
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("an import interrupted after some batches resumes without double counting", async () => {
   const kv = await Deno.openKv(":memory:");
   try {

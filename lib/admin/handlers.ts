@@ -6,8 +6,8 @@
 import type { Context } from "../context.ts";
 import type { Call, Handler } from "../http/call.ts";
 import type { RequestUrl } from "../http/request_url.ts";
-import { errors, GatewayError } from "../http/errors.ts";
-import { jsonResponse, readJsonBody, validateBody } from "../http/json.ts";
+import { GatewayError } from "../http/errors.ts";
+import { jsonResponse, readJsonBody } from "../http/json.ts";
 import { KeyNotFound, type KeyRecord } from "../store/keys.ts";
 import {
   bucketFields,
@@ -17,22 +17,12 @@ import {
   periodStats,
   periodTotals,
 } from "./reports.ts";
-import { CreateKeyBody } from "./schemas.ts";
+import { newKeyFromBody, parseDate, parseDateRange, requireKey } from "./validation.ts";
 import { zeroCounters } from "../store/usage/counters.ts";
 import type { KeyTotals } from "../store/usage/reader.ts";
 
-const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
-
 function findKey(ctx: Context, id: string): KeyRecord {
-  const k = ctx.keys.get(id);
-  if (!k || k.deleted) {
-    throw new GatewayError(
-      404,
-      "key_not_found",
-      "no API key with that id (key routes take the id from GET /admin/keys, never the secret)",
-    );
-  }
-  return k;
+  return requireKey(ctx.keys, id, "key routes take the id from GET /admin/keys, never the secret");
 }
 
 async function keyOp<T>(fn: () => Promise<T>): Promise<T> {
@@ -65,14 +55,6 @@ export function keyView(k: KeyRecord, t?: KeyTotals) {
   };
 }
 
-function checkProviders(ctx: Context, ids: string[] | null | undefined): void {
-  for (const id of ids ?? []) {
-    if (!ctx.registry.providers.has(id)) {
-      throw errors.badRequest("unknown_provider", `allowed_providers: unknown provider "${id}"`);
-    }
-  }
-}
-
 /** `GET /admin/keys` */
 export async function listKeys(_req: Request, ctx: Context): Promise<Response> {
   const totals = await ctx.usageReader.totals();
@@ -81,13 +63,8 @@ export async function listKeys(_req: Request, ctx: Context): Promise<Response> {
 
 /** `POST /admin/keys` */
 export async function createKey(req: Request, ctx: Context): Promise<Response> {
-  const body = validateBody(CreateKeyBody, await readJsonBody(req, 64 * 1024));
-  checkProviders(ctx, body.allowed_providers);
-  const { record, secret } = await ctx.keys.create({
-    name: body.name,
-    allowedProviders: body.allowed_providers ?? undefined,
-    enabled: body.enabled,
-  });
+  const input = await newKeyFromBody(await readJsonBody(req, 64 * 1024), () => ctx.registry);
+  const { record, secret } = await ctx.keys.create(input);
   ctx.log.info("key created", { key_id: record.id, name: record.name });
   // 200, as Luna answered (scripts check it), though 201 would be the REST habit.
   return jsonResponse(200, { api_key: secret, ...keyView(record) });
@@ -150,7 +127,8 @@ export async function rotateKey(
   findKey(ctx, p.id);
   const { record, secret } = await keyOp(() => ctx.keys.rotate(p.id));
   ctx.log.info("key rotated", { key_id: record.id });
-  return jsonResponse(200, { status: "rotated", api_key: secret, ...keyView(record) });
+  const totals = await ctx.usageReader.keyTotals(record.id);
+  return jsonResponse(200, { status: "rotated", api_key: secret, ...keyView(record, totals) });
 }
 
 /** `GET /admin/usage` */
@@ -171,22 +149,10 @@ export async function usageSummary(_req: Request, ctx: Context): Promise<Respons
   });
 }
 
-function dateParam(url: RequestUrl, name: string): string | undefined {
-  const v = url.searchParams.get(name);
-  if (v === null || v === "") return undefined;
-  // Date.parse rolls "2026-02-30" over to March 2; a real date survives the round trip.
-  const ms = DATE_RE.test(v) ? Date.parse(v) : NaN;
-  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== v) {
-    throw errors.badRequest("invalid_date", `${name} must be a date as YYYY-MM-DD`);
-  }
-  return v;
-}
-
 /** `date`, or `from`/`to`, from the query string. */
-function dateRange(url: RequestUrl): { from?: string; to?: string } {
-  const date = dateParam(url, "date");
-  if (date) return { from: date, to: date };
-  return { from: dateParam(url, "from"), to: dateParam(url, "to") };
+function dateRange(url: RequestUrl) {
+  const q = url.searchParams;
+  return parseDateRange({ date: q.get("date"), from: q.get("from"), to: q.get("to") });
 }
 
 function keyName(ctx: Context) {
@@ -220,7 +186,8 @@ export async function hourlyReport(
   ctx: Context,
   { url }: Call,
 ): Promise<Response> {
-  const date = dateParam(url, "date") ?? ctx.buckets.today(ctx.clock.now());
+  const date = parseDate(url.searchParams.get("date"), "date") ??
+    ctx.buckets.today(ctx.clock.now());
   const rows = await ctx.usageReader.byTime(date, date);
   const name = keyName(ctx);
   const hours = groupSorted(rows, (r) => `${r.day} ${r.hour}:00`).map(([hour, list]) => ({

@@ -40,6 +40,12 @@ export async function reloadRegistry(ctx: Context, path: string, why: string): P
   }
 }
 
+/** Forgets a refused reload once the file again holds the configuration in force. */
+function clearReloadError(ctx: Context, why: string): void {
+  ctx.registryStatus = { loadedAt: ctx.registryStatus.loadedAt };
+  ctx.log.info("models.json is back to the configuration in force", { why });
+}
+
 /** Watches `path` (and SIGHUP); returns a function that stops watching. */
 export function watchRegistry(ctx: Context, path: string, debounceMs = 200): () => void {
   const file = resolve(path);
@@ -55,7 +61,11 @@ export function watchRegistry(ctx: Context, path: string, debounceMs = 200): () 
       } catch {
         // Missing for a moment while an editor replaces it: the next event retries.
       }
-      if (!force && text !== undefined && text === last) return;
+      if (!force && text !== undefined && text === last) {
+        // Back to the content in force (a bad edit reverted): that content is valid.
+        if (ctx.registryStatus.error) clearReloadError(ctx, why);
+        return;
+      }
       if (await reloadRegistry(ctx, path, why)) last = text;
     }, debounceMs);
   };

@@ -177,6 +177,16 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       imported: r.imported,
       skipped: r.skipped,
     });
+    if (r.differing) {
+      log.warn("luna keys differ from KEYS_FILE; the gateway's copy was left as it is", {
+        file: config.keysFile,
+        keys: r.keys.filter((k) => k.differs).map(({ id, name, differs }) => ({
+          id,
+          name,
+          differs,
+        })),
+      });
+    }
   }
   ctx.keys.watch(
     config.keysRefreshMs,

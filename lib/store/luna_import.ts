@@ -8,6 +8,13 @@
  * deterministic batches each guarded by its own marker, so running the same
  * file twice (or again after a crash) never double counts.
  *
+ * A skipped key is compared with the file: its name, enabled flag and
+ * `allowed_providers` with the key as the gateway holds it now, its usage
+ * with what was imported (a fingerprint stored at import). Differences are
+ * reported by field and never applied: the gateway's copy may have been
+ * changed on purpose, and imported usage cannot be replaced without
+ * double counting.
+ *
  * Luna kept days and hours in UTC+8 and stored per-model usage only as
  * `total` (input + output). Hours are moved into `USAGE_TZ`; each day's input
  * and output are split across its models in proportion to their totals, so
@@ -17,8 +24,9 @@
  */
 import { z } from "zod";
 import type { Bucket, BucketClock } from "../ops/clock.ts";
-import { type KeyStore, sha256Hex } from "./keys.ts";
+import { type KeyRecord, type KeyStore, sha256Hex } from "./keys.ts";
 import { type UsageLine, zeroCounters } from "./usage/counters.ts";
+import { UsageReader } from "./usage/reader.ts";
 import {
   applyMutations,
   MAX_KEY_BYTES,
@@ -264,11 +272,101 @@ function batchMutations(
   return batches;
 }
 
+/** What an import did with one key of the file. */
+export interface ImportedKey {
+  id: string;
+  name: string;
+  status: "imported" | "skipped";
+  /** For a key imported before: the fields where the file differs, left unchanged. */
+  differs?: KeyDifference[];
+}
+
+/** A field of an already-imported key that the file no longer matches. */
+export type KeyDifference = "deleted" | "name" | "enabled" | "allowed_providers" | "usage";
+
 /** Outcome of an import. */
 export interface ImportResult {
   imported: number;
   skipped: number;
-  keys: { id: string; name: string; status: "imported" | "skipped" }[];
+  /** Skipped keys that differ from the file (see {@link ImportedKey.differs}). */
+  differing: number;
+  keys: ImportedKey[];
+}
+
+/** The usage a key's entry imports, by instant. */
+function importedUsage(entry: LunaKeyEntry, createdMs: number) {
+  const usage = entry.usage ?? Usage.parse({});
+  return { pieces: lunaPieces(usage, createdMs), lastUsed: toMs(usage.last_used) };
+}
+
+/** A digest of {@link importedUsage}, independent of the order of models in the file. */
+async function usageFingerprint(entry: LunaKeyEntry, createdMs: number): Promise<string> {
+  const { pieces, lastUsed } = importedUsage(entry, createdMs);
+  const sorted = pieces.map((p) => [p.at, p.model, p.input, p.output, p.requests]).sort();
+  return await sha256Hex(JSON.stringify({ pieces: sorted, lastUsed }));
+}
+
+/** Per model: input, output, requests. Independent of the time zone usage was filed in. */
+function perModel(items: { model: string; input: number; output: number; requests: number }[]) {
+  const out: Record<string, [number, number, number]> = {};
+  for (const p of items) {
+    const t = out[p.model] ??= [0, 0, 0];
+    t[0] += p.input;
+    t[1] += p.output;
+    t[2] += p.requests;
+  }
+  return JSON.stringify(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/**
+ * Whether the stored import of a key matches the file's usage. Imports made
+ * before fingerprints were kept are checked once against the stored rows
+ * (per model) and then get a fingerprint.
+ */
+async function sameUsage(
+  kv: Deno.Kv,
+  hash: string,
+  record: KeyRecord,
+  entry: LunaKeyEntry,
+): Promise<boolean> {
+  const createdMs = Date.parse(record.created);
+  const fingerprint = await usageFingerprint(entry, createdMs);
+  const stored = await kv.get<string>(["luna_import", hash, "usage"]);
+  if (stored.value !== null) return stored.value === fingerprint;
+  const rows = (await new UsageReader(kv).byKey(record.id))
+    .filter((r) => r.provider === LUNA_PROVIDER)
+    .map((r) => ({
+      model: r.model,
+      input: r.counters.input_uncached,
+      output: r.counters.output,
+      requests: r.counters.requests,
+    }));
+  if (perModel(rows) !== perModel(importedUsage(entry, createdMs).pieces)) return false;
+  await kv.atomic().check(stored).set(["luna_import", hash, "usage"], fingerprint).commit();
+  return true;
+}
+
+function sameProviders(a: readonly string[] | null | undefined, b: typeof a): boolean {
+  const norm = (l: typeof a) => (l ? JSON.stringify([...l].sort()) : null);
+  return norm(a) === norm(b);
+}
+
+/** How an already-imported key differs from its entry in the file. */
+async function differences(
+  kv: Deno.Kv,
+  hash: string,
+  record: KeyRecord | undefined,
+  entry: LunaKeyEntry,
+): Promise<KeyDifference[]> {
+  if (!record || record.deleted) return ["deleted"];
+  const out: KeyDifference[] = [];
+  if (record.name !== entry.name) out.push("name");
+  if (record.enabled !== entry.enabled) out.push("enabled");
+  if (!sameProviders(record.allowedProviders, entry.allowed_providers)) {
+    out.push("allowed_providers");
+  }
+  if (!(await sameUsage(kv, hash, record, entry))) out.push("usage");
+  return out;
 }
 
 /** Imports every key of a parsed Luna file. */
@@ -278,7 +376,7 @@ export async function importLunaKeys(
   clock: BucketClock,
   entries: Map<string, LunaKeyEntry>,
 ): Promise<ImportResult> {
-  const result: ImportResult = { imported: 0, skipped: 0, keys: [] };
+  const result: ImportResult = { imported: 0, skipped: 0, differing: 0, keys: [] };
   const builder = new UsageMutations();
   // Deterministic order, so batches are the same on every run.
   for (const secret of [...entries.keys()].sort()) {
@@ -286,11 +384,15 @@ export async function importLunaKeys(
     const hash = await sha256Hex(secret);
     const state = await kv.get<string>(["luna_import", hash]);
     if (state.value === "done") {
+      const id = (await keys.idForHash(hash)) ?? "";
+      const differs = await differences(kv, hash, keys.get(id), entry);
       result.skipped++;
+      if (differs.length) result.differing++;
       result.keys.push({
-        id: (await keys.idForHash(hash)) ?? "",
+        id,
         name: entry.name,
         status: "skipped",
+        ...(differs.length ? { differs } : {}),
       });
       continue;
     }
@@ -317,9 +419,8 @@ export async function importLunaKeys(
     }
     if (id === undefined) throw new LunaImportError(`could not store key "${entry.name}"`);
     const created = keys.get(id)?.created;
-    const usage = entry.usage ?? Usage.parse({});
-    const pieces = lunaPieces(usage, created ? Date.parse(created) : Date.now());
-    const lastUsed = toMs(usage.last_used);
+    const createdMs = created ? Date.parse(created) : Date.now();
+    const { pieces, lastUsed } = importedUsage(entry, createdMs);
     const batches = batchMutations(id, entriesOf(pieces, clock), builder);
     for (const [b, muts] of batches.entries()) {
       if (b === 0 && lastUsed !== undefined) {
@@ -329,7 +430,10 @@ export async function importLunaKeys(
       const op = kv.atomic().check({ key: marker, versionstamp: null }).set(marker, true);
       await applyMutations(op, muts).commit(); // a failed check: written before
     }
-    await kv.set(["luna_import", hash], "done");
+    await kv.atomic()
+      .set(["luna_import", hash], "done")
+      .set(["luna_import", hash, "usage"], await usageFingerprint(entry, createdMs))
+      .commit();
     result.imported++;
     result.keys.push({ id, name: entry.name, status: "imported" });
   }

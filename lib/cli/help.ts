@@ -1,0 +1,78 @@
+/** The command line's help texts: the overview and one per command. */
+import { VERSION } from "../ops/health.ts";
+import { keyFlagHelp } from "./key_flags.ts";
+
+/** Help by command name; `main` is the overview. */
+export const HELP: Record<string, string> = {
+  main: `llm-gateway ${VERSION}: an LLM API gateway (Anthropic Messages, OpenAI Chat Completions)
+
+Usage: llm-gateway [command] [options]
+
+Commands:
+  serve                      start the gateway (the default)
+  keys create <name>         create a client API key (the secret is shown once)
+  keys list                  list keys
+  keys show <id>             one key with its totals
+  keys disable <id>          disable a key (a running gateway stops accepting it)
+  keys enable <id>           enable a key again
+  keys delete <id>           delete a key (its usage history is kept)
+  keys rotate <id>           give a key a new secret (the old one stops working)
+  usage                      usage table by day, key and model
+  import-luna <keys.json>    import keys and usage history from Luna API Proxy
+  check-config [models.json] validate a model registry and print its routing table
+  healthcheck                exit 0 when the local gateway answers /health
+
+Every command reads the same environment as the server (KV_PATH, MODELS_CONFIG,
+USAGE_TZ, ...; see README). Run "llm-gateway <command> --help" for its options.
+Errors are one line on stderr; exit status 2 for a mistake in the command line,
+1 otherwise (a key that does not exist, a bad file, ...).`,
+  serve: `Usage: llm-gateway serve
+
+Starts the gateway on HOST:PORT (default 0.0.0.0:8180) with KV at KV_PATH and the
+registry at MODELS_CONFIG (when that is unset and ./models.json is missing, the
+bundled models.json is used). Stops cleanly on SIGTERM or SIGINT.`,
+  keys: `Usage:
+  llm-gateway keys create <name> [options] [--json]
+  llm-gateway keys list [--json]
+  llm-gateway keys show <id> [--json]
+  llm-gateway keys disable|enable|delete <id> [--json]
+  llm-gateway keys rotate <id> [--json]
+
+Options of "keys create" (validated as the admin API validates POST /admin/keys):
+${keyFlagHelp()}
+
+Works directly on the KV at KV_PATH. Keys are addressed by id (see "keys list").
+--json prints what the admin API answers: "keys list" as GET /admin/keys, "keys show"
+as GET /admin/keys/{id}, "keys create" as POST /admin/keys, "keys rotate" as
+POST /admin/keys/{id}/rotate (with the key's totals), the others {status, name, id}.`,
+  usage:
+    `Usage: llm-gateway usage [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--key <id>] [--model <id>] [--json]
+
+Prints usage by day, key and model (days in USAGE_TZ), with a total line. Dates are
+real calendar days and --from may not be after --to; --key takes an existing key id
+(see "keys list"). Input buckets: input_uncached, cache_read, cache_write; "input" is
+their sum (the whole prompt). --json prints one object per row with the fields of the
+admin API's per-key reports: date, key_id, key_name, model, input, output, requests,
+input_uncached, cache_read, cache_write, failed, incomplete, web_search_requests,
+web_fetch_requests.`,
+  "import-luna": `Usage: llm-gateway import-luna <keys.json>
+
+Imports a Luna API Proxy keys.json: keys (stored hashed), names, enabled, created,
+allowed_providers, and daily/hourly usage history.
+
+Importing the same file again changes nothing. A key imported before is skipped,
+and compared with the file: when its name, enabled flag or allowed_providers (as the
+gateway holds them now) or its usage (as imported) differ, the key's line says
+"differs: <fields>" (or "differs: deleted" for a key deleted since). Nothing is
+overwritten: change the key with "keys" or the admin API if the file is right.
+Usage cannot be imported twice; to take over a changed history, import into a
+fresh KV.`,
+  "check-config": `Usage: llm-gateway check-config [models.json]
+
+Validates a model registry (default: MODELS_CONFIG, else ./models.json) and prints its
+providers, routing table and known models. Exit status 1 when it is invalid.`,
+  healthcheck: `Usage: llm-gateway healthcheck [--url <url>] [--timeout <ms>]
+
+Exits 0 when GET <url> (default http://127.0.0.1:$PORT/health) answers 200 with status "ok",
+1 otherwise. Used by the Docker HEALTHCHECK.`,
+};
