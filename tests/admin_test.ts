@@ -1,6 +1,6 @@
 /**
  * End-to-end: the admin API over HTTP, with Luna's field names
- * (`../shared/seed/ADMIN_API.md`), keyed by key id, never by secret.
+ * (docs/admin-api.md), keyed by key id, never by secret.
  * Real proxied traffic through a fake upstream feeds the usage reports.
  */
 import { assert, assertEquals, assertIncludes } from "./assert.ts";

@@ -1,6 +1,6 @@
 /**
  * Assertions for tests, on `node:assert/strict` (JSR's `@std/assert` is not
- * reachable from our machines; see README "Dependencies").
+ * reachable from our machines; see docs/development.md, "Dependencies").
  */
 import nodeAssert from "node:assert/strict";
 

@@ -54,9 +54,14 @@ interface Child {
   output: string[];
 }
 
-async function spawnGateway(dir: string, env: Record<string, string>): Promise<Child> {
+async function spawnGateway(
+  dir: string,
+  env: Record<string, string>,
+  cwd?: string,
+): Promise<Child> {
   const proc = new Deno.Command(Deno.execPath(), {
     args: ["run", "--unstable-kv", "--unstable-no-legacy-abort", "-A", MAIN],
+    cwd,
     env: {
       PORT: "0",
       HOST: "127.0.0.1",
@@ -121,6 +126,31 @@ function streamCall(url: string, secret: string) {
     body: JSON.stringify({ model: "claude-test", stream: true }),
   });
 }
+
+Deno.test("SIGHUP on the bundled models.json is logged, not fatal", async () => {
+  const dir = await Deno.makeTempDir();
+  // No MODELS_CONFIG and no ./models.json in the working folder: the bundled copy is served.
+  const child = await spawnGateway(dir, { MODELS_CONFIG: "" }, dir);
+  try {
+    assert(child.output.some((l) => l.includes("using the bundled one")));
+    child.proc.kill("SIGHUP");
+    for (let i = 0; i < 100 && !child.output.some((l) => l.includes("SIGHUP")); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert(child.output.some((l) => l.includes("nothing to reload")), child.output.join("\n"));
+    const res = await fetch(`${child.url}/health`);
+    assertEquals(res.status, 200);
+    await res.body?.cancel();
+  } finally {
+    try {
+      child.proc.kill("SIGTERM");
+    } catch {
+      // It already ended: the assertions above say why.
+    }
+    await child.proc.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("SIGTERM: a live stream finishes within the grace period, usage is written, exit 0", async () => {
   const up = fakeUpstream(() => slowStream(6, 60));

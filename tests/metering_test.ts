@@ -20,7 +20,7 @@ interface Case {
   file: string;
   format: "anthropic" | "openai";
   kind: "sse" | "json";
-  /** Which rule of USAGE_RULES.md the file exercises. */
+  /** Which metering rule (docs/metering.md) the file exercises. */
   covers: string;
   /** JSON cases: the HTTP status the body came with. */
   httpStatus?: number;

@@ -1,6 +1,6 @@
 /**
  * The admin API (`/admin/...`): keys and usage reports with Luna's field
- * names (see ADMIN_API.md in README), keyed by key id, never by secret.
+ * names (docs/admin-api.md), keyed by key id, never by secret.
  * Every call needs the admin secret (`ADMIN_KEY`).
  */
 import type { Context } from "../context.ts";

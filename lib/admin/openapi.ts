@@ -130,7 +130,7 @@ function proxyPaths() {
 }
 
 /** The OpenAPI document. */
-export function openapiDocument() {
+function openapiDocument() {
   return {
     openapi: "3.1.0",
     info: {

@@ -2,7 +2,7 @@
  * Usage reports: stored rows folded into Luna's report shapes (same field
  * names, plus the four token buckets by name). Pure functions.
  *
- * Definitions (README "Usage reports"): `input` / `total_input` is the whole
+ * Definitions (docs/admin-api.md, "What the numbers mean"): `input` / `total_input` is the whole
  * prompt, `input_uncached + cache_read + cache_write` (OpenAI's convention);
  * `output` is all generated tokens; a model's `total` is input + output.
  */
@@ -41,7 +41,7 @@ export function inputOf(c: Counters): number {
 }
 
 /** Per-model stats from counters. */
-export function modelStats(c: Counters): ModelStats {
+function modelStats(c: Counters): ModelStats {
   const input = inputOf(c);
   return {
     total: input + c.output,
@@ -57,7 +57,7 @@ export function modelStats(c: Counters): ModelStats {
 }
 
 /** Groups rows by a string key, summing counters. */
-export function sumBy(rows: UsageRow[], key: (r: UsageRow) => string): Map<string, Counters> {
+function sumBy(rows: UsageRow[], key: (r: UsageRow) => string): Map<string, Counters> {
   const out = new Map<string, Counters>();
   for (const r of rows) {
     const k = key(r);

@@ -70,7 +70,7 @@ export function parseDateRange(input: DateInput, label: Label = asIs): DateRange
 }
 
 /** Refuses provider ids the registry does not know (`ids` absent: all providers). */
-export function checkProviders(
+function checkProviders(
   registry: Registry,
   ids: readonly string[] | null | undefined,
   name: string,
@@ -100,7 +100,7 @@ export function requireKey(keys: KeyStore, id: string, hint: string): KeyRecord 
 }
 
 /** Parses `raw` with a body schema; the first issue becomes the message. */
-export function parseBody<T>(schema: z.ZodType<T>, raw: unknown, label: Label = asIs): T {
+function parseBody<T>(schema: z.ZodType<T>, raw: unknown, label: Label = asIs): T {
   const r = schema.safeParse(raw);
   if (r.success) return r.data;
   const issue = r.error.issues[0];

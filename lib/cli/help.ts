@@ -23,7 +23,7 @@ Commands:
   healthcheck                exit 0 when the local gateway answers /health
 
 Every command reads the same environment as the server (KV_PATH, MODELS_CONFIG,
-USAGE_TZ, ...; see README). Run "llm-gateway <command> --help" for its options.
+USAGE_TZ, ...; see docs/configuration.md). Run "llm-gateway <command> --help" for its options.
 Errors are one line on stderr; exit status 2 for a mistake in the command line,
 1 otherwise (a key that does not exist, a bad file, ...).`,
   serve: `Usage: llm-gateway serve

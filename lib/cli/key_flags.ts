@@ -10,7 +10,7 @@ import type { CreateKeyBody } from "../admin/schemas.ts";
 import type { Options } from "./args.ts";
 
 /** One flag and the body field it sets. */
-export interface KeyFlag {
+interface KeyFlag {
   /** The flag without its dashes. */
   flag: string;
   /** The admin API body field it fills. */
@@ -24,7 +24,7 @@ export interface KeyFlag {
 }
 
 /** Every key-field flag of `keys create`. */
-export const KEY_FLAGS: readonly KeyFlag[] = [
+const KEY_FLAGS: readonly KeyFlag[] = [
   {
     flag: "allow",
     field: "allowed_providers",

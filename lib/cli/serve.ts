@@ -20,6 +20,18 @@ export const serveCommand: Command = async (args, io) => {
   const bundled = await bundledFallback(config, io);
   const gw = await startGateway({ config, registry: bundled, watchConfig: !bundled });
   if (bundled) {
+    // There is no file to reload, but SIGHUP must not end the process (its default action).
+    try {
+      Deno.addSignalListener(
+        "SIGHUP",
+        () =>
+          gw.ctx.log.warn("SIGHUP: nothing to reload on the bundled models.json", {
+            hint: "set MODELS_CONFIG or create ./models.json",
+          }),
+      );
+    } catch {
+      // No SIGHUP on this platform (Windows).
+    }
     gw.ctx.log.warn("no models.json found: using the bundled one", { path: config.modelsPath });
   }
   const stop = async () => {

@@ -1,7 +1,7 @@
 /**
  * Process configuration from environment variables, validated with zod.
  *
- * Every variable is documented in README ("Configuration"). Nothing here has a
+ * Every variable is documented in docs/configuration.md. Nothing here has a
  * secret default: an unset `ADMIN_KEY` disables the admin API.
  */
 import { z } from "zod";

@@ -51,7 +51,7 @@ export const PolicySchema = z.strictObject({
 });
 
 /** Policy fields as written. */
-export type PolicyInput = z.infer<typeof PolicySchema>;
+type PolicyInput = z.infer<typeof PolicySchema>;
 
 /** A complete policy. */
 export interface Policy {
@@ -73,7 +73,7 @@ export interface Policy {
   drainTimeoutMs: number;
 }
 
-/** Built-in defaults (README "Resilience" lists them). */
+/** Built-in defaults (docs/resilience.md lists them). */
 export const DEFAULT_POLICY: Policy = {
   connectMs: 10_000,
   ttfbMs: 600_000,
@@ -139,7 +139,7 @@ export function retryDelay(
 }
 
 /** The wait an upstream asked for, from `retry-after-ms` or `Retry-After` (seconds or a date). */
-export function retryAfterMs(headers: Headers | undefined, now: number): number | undefined {
+function retryAfterMs(headers: Headers | undefined, now: number): number | undefined {
   if (!headers) return undefined;
   const precise = headers.get("retry-after-ms");
   if (precise !== null && /^\d+(\.\d+)?$/.test(precise.trim())) return Math.ceil(Number(precise));

@@ -11,7 +11,7 @@ import { errorMessage } from "../ops/log.ts";
 import { parseRegistry } from "./registry.ts";
 
 /** Loads `path` again; returns true when the new registry is in force. */
-export async function reloadRegistry(ctx: Context, path: string, why: string): Promise<boolean> {
+async function reloadRegistry(ctx: Context, path: string, why: string): Promise<boolean> {
   try {
     let raw: unknown;
     const text = await Deno.readTextFile(path);

@@ -37,7 +37,7 @@ const ERROR_TYPES: Record<number, string> = {
 };
 
 /** The Anthropic error type Anthropic uses for an HTTP status. */
-export function anthropicErrorType(status: number): string {
+function anthropicErrorType(status: number): string {
   return ERROR_TYPES[status] ?? (status >= 500 ? "api_error" : "invalid_request_error");
 }
 
@@ -86,7 +86,7 @@ function tokensOf(u: Record<string, unknown>): Tokens {
  * Final buckets from the accumulated top-level usage plus `iterations`:
  * top-level fields exclude compaction and advisor steps, so compaction
  * iterations are added in and advisor iterations are billed under their own
- * model (USAGE_RULES.md rule 8).
+ * model (docs/metering.md, "Iterations: compaction and advisor").
  */
 function finish(acc: Acc): { tokens: Tokens; extra: Metered["extra"] } {
   const tokens: Tokens = {

@@ -36,7 +36,7 @@ const ERROR_TYPES: Record<number, string> = {
 };
 
 /** The OpenAI-style error type for an HTTP status. */
-export function openaiErrorType(status: number): string {
+function openaiErrorType(status: number): string {
   return ERROR_TYPES[status] ?? (status >= 500 ? "server_error" : "invalid_request_error");
 }
 

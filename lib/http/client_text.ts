@@ -5,7 +5,7 @@
  */
 
 /** Most characters of client input quoted in a message. */
-export const MAX_QUOTED = 200;
+const MAX_QUOTED = 200;
 
 /** `"text"`, cut to {@link MAX_QUOTED} characters with a note when longer. */
 export function quote(text: string): string {

@@ -20,8 +20,6 @@ export class GatewayError extends Error {
 /** Shorthands for the errors every endpoint shares. */
 export const errors = {
   badRequest: (code: string, message: string) => new GatewayError(400, code, message),
-  unauthorized: (message: string) => new GatewayError(401, "invalid_api_key", message),
-  forbidden: (code: string, message: string) => new GatewayError(403, code, message),
   notFound: (message: string) => new GatewayError(404, "not_found", message),
   methodNotAllowed: (allowed: string[]) =>
     new GatewayError(

@@ -2,7 +2,6 @@
  * JSON on the gateway's own endpoints: responses, and admin request bodies
  * read within a limit and validated with zod.
  */
-import type { z } from "zod";
 import { errors } from "./errors.ts";
 
 /** A JSON response with the given status. Nothing the gateway answers itself is cacheable. */
@@ -28,13 +27,4 @@ export async function readJsonBody(req: Request, max: number): Promise<unknown> 
       `request body is not valid JSON: ${(e as Error).message}`,
     );
   }
-}
-
-/** Validates `raw` with `schema`; 400 naming the first offending field otherwise. */
-export function validateBody<T>(schema: z.ZodType<T>, raw: unknown): T {
-  const r = schema.safeParse(raw);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const where = issue.path.length ? `${issue.path.join(".")}: ` : "";
-  throw errors.badRequest("invalid_body", `${where}${issue.message}`);
 }

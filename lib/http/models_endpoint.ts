@@ -12,7 +12,7 @@ import type { ClientHandler } from "./call.ts";
 import { GatewayError } from "./errors.ts";
 
 /** Known models with at least one configured provider this key may use. */
-export function reachableModels(ctx: Context, key: KeyRecord): ReachableModel[] {
+function reachableModels(ctx: Context, key: KeyRecord): ReachableModel[] {
   const out: ReachableModel[] = [];
   for (const model of ctx.registry.knownModels) {
     if (!keyMayUseModel(key, model.id)) continue;

@@ -1,7 +1,7 @@
 /**
  * Server-sent events on the metering copy of a stream: incremental UTF-8
  * decoding and WHATWG event parsing (via `eventsource-parser`), so totals do
- * not depend on how the network chunked the bytes (USAGE_RULES.md section 8).
+ * not depend on how the network chunked the bytes (docs/metering.md, "SSE parsing").
  */
 import { createParser, type EventSourceParser } from "eventsource-parser";
 

@@ -3,7 +3,7 @@
  * interfaces each API format implements to fill it from a JSON body or from
  * the events of a stream. Everything here is pure: bytes in, numbers out.
  *
- * The rules are those of USAGE_RULES.md section 0: never add usage across the
+ * The rules are those of docs/metering.md ("Overwrite, never add"): never add usage across the
  * events of one response, overwrite with the latest non-null value, and keep
  * input as three disjoint buckets (uncached, cache read, cache write).
  */

@@ -21,7 +21,7 @@ const enc = new TextEncoder();
  * pending) so a busy gateway makes one write per batch, not per request.
  * Warnings and errors are written at once; pending lines are written at exit.
  */
-export function bufferedStdout(): Sink & { flush(): void } {
+function bufferedStdout(): Sink & { flush(): void } {
   let pending: string[] = [];
   let size = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;

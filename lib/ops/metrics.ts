@@ -6,7 +6,7 @@
  */
 
 /** Most label sets one metric keeps. */
-export const MAX_SERIES = 2000;
+const MAX_SERIES = 2000;
 
 type Labels = Record<string, string>;
 

@@ -56,7 +56,7 @@ export async function openKv(path: string): Promise<Deno.Kv> {
 }
 
 /** Builds the handler context and loads keys. */
-export async function createContext(opts: GatewayOptions): Promise<Context> {
+async function createContext(opts: GatewayOptions): Promise<Context> {
   const { config } = opts;
   const clock = opts.clock ?? systemClock;
   const log = new Logger(config.logLevel, config.logFormat, opts.logSink, clock);

@@ -11,7 +11,7 @@ import { quote } from "../http/client_text.ts";
 import { ok, refused, type Result } from "./result.ts";
 
 /** True when `text` matches a glob of `*` (any run) and `?` (one character); case-insensitive. */
-export function globMatch(glob: string, text: string): boolean {
+function globMatch(glob: string, text: string): boolean {
   const g = glob.toLowerCase(), t = text.toLowerCase();
   let gi = 0, ti = 0, star = -1, mark = 0;
   while (ti < t.length) {

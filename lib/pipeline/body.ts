@@ -7,7 +7,7 @@ import { ok, refused, type Result } from "./result.ts";
 import { JsonScanError, scanObject } from "./json_scan.ts";
 
 /** Reads the whole body; 413 when it exceeds `limit` bytes. */
-export async function readBody(req: Request, limit: number): Promise<Uint8Array<ArrayBuffer>> {
+async function readBody(req: Request, limit: number): Promise<Uint8Array<ArrayBuffer>> {
   const declared = req.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw errors.tooLarge(limit);
   if (!req.body) return new Uint8Array(0);
@@ -53,7 +53,7 @@ const WANTED = ["model", "stream", "stream_options"] as const;
  * rest is checked without building it (a 500 KB conversation costs no
  * garbage), and the upstream judges what is inside its strings.
  */
-export function inspectBody(raw: Uint8Array): InspectedBody {
+function inspectBody(raw: Uint8Array): InspectedBody {
   let members: Map<string, string>;
   try {
     members = scanObject(dec.decode(raw), WANTED);

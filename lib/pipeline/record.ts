@@ -49,7 +49,7 @@ export interface RequestOutcome {
 }
 
 /** Cost in USD of a token record at given prices. */
-export function costOf(t: Tokens, p: Pricing): number {
+function costOf(t: Tokens, p: Pricing): number {
   return (t.inputUncached * p.input + t.cacheRead * p.cacheRead + t.cacheWrite * p.cacheWrite +
     t.output * p.output) / 1e6;
 }

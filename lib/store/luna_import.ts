@@ -39,7 +39,7 @@ const LUNA_OFFSET_MS = 8 * 3600_000;
 /** Model name for usage Luna recorded without a model. */
 export const UNKNOWN_MODEL = "unknown";
 /** Provider name for imported usage (Luna did not record providers). */
-export const LUNA_PROVIDER = "luna-import";
+const LUNA_PROVIDER = "luna-import";
 
 const num = z.coerce.number().catch(0).transform((
   n,
@@ -81,7 +81,7 @@ type LunaUsage = z.infer<typeof Usage>;
 export class LunaImportError extends Error {}
 
 /** Validates the content of a Luna `keys.json`. */
-export function parseLunaKeys(raw: unknown, source: string): Map<string, LunaKeyEntry> {
+function parseLunaKeys(raw: unknown, source: string): Map<string, LunaKeyEntry> {
   const parsed = KeysFile.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -370,7 +370,7 @@ async function differences(
 }
 
 /** Imports every key of a parsed Luna file. */
-export async function importLunaKeys(
+async function importLunaKeys(
   kv: Deno.Kv,
   keys: KeyStore,
   clock: BucketClock,

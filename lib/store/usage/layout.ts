@@ -27,7 +27,7 @@ export const MAX_MUTATIONS = 900;
 export const MAX_KEY_BYTES = 64 * 1024;
 
 /** An upper bound of a key's encoded size: the UTF-8 length of its JSON id (never shorter). */
-export function keyBytes(id: string): number {
+function keyBytes(id: string): number {
   let n = id.length;
   for (let i = 0; i < id.length; i++) {
     const c = id.charCodeAt(i);
