@@ -15,7 +15,7 @@
  * misread.
  */
 import { posix } from "node:path";
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "./support/assert.ts";
 import { CONFIG_ENV_VARS, loadConfig } from "../lib/config/env.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -624,7 +624,13 @@ Deno.test("docker: .env.example lists every variable, each one the gateway reads
 Deno.test("docker: .env and other local state stay out of git and the build context", () => {
   const ignored = ignoreMatcher(read(".dockerignore"));
   for (
-    const p of [".env", "data/gateway.kv", "dist/llm-gateway", ".git/config", "tests/helpers.ts"]
+    const p of [
+      ".env",
+      "data/gateway.kv",
+      "dist/llm-gateway",
+      ".git/config",
+      "tests/support/gateway.ts",
+    ]
   ) {
     assert(ignored(p), `.dockerignore should keep ${p} out of the build context`);
   }
