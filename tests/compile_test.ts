@@ -18,9 +18,7 @@ import { fakeUpstream, freePort } from "./support/upstream.ts";
 import { anthropicMessage } from "./support/replies.ts";
 import { ROOT, runCommand as run } from "./support/process.ts";
 import { delay } from "./support/wait.ts";
-import { BucketClock } from "../lib/ops/clock.ts";
-import { KeyStore } from "../lib/store/keys.ts";
-import { UsageStore } from "../lib/store/usage.ts";
+import { createKeyIn, usageIn } from "./support/kv_file.ts";
 
 const TASKS = (JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`)) as {
   tasks: Record<string, string>;
@@ -232,9 +230,7 @@ Deno.test({
         }),
       );
       const kvPath = `${work}/data/gateway.kv`;
-      const kv = await Deno.openKv(kvPath);
-      const { secret } = await new KeyStore(kv).create({ name: "compiled" });
-      kv.close();
+      const secret = await createKeyIn(kvPath, "compiled");
 
       const env = { PORT: String(freePort()), HOST: "127.0.0.1", UP_KEY: "upstream-secret" };
       const gw = await startBinary(exe, work, env);
@@ -283,16 +279,11 @@ Deno.test({
       });
       assert(down.code !== 0, "healthcheck fails once the gateway has stopped");
 
-      const kv2 = await Deno.openKv(kvPath);
-      try {
-        const rows = await new UsageStore(kv2, new BucketClock("UTC"), 0).byTime();
-        assertEquals(rows.length, 1, "one usage row");
-        assertEquals(rows[0].counters.requests, 1);
-        assertEquals(rows[0].counters.input_uncached, 11);
-        assertEquals(rows[0].counters.output, 7);
-      } finally {
-        kv2.close();
-      }
+      const rows = await usageIn(kvPath);
+      assertEquals(rows.length, 1, "one usage row");
+      assertEquals(rows[0].counters.requests, 1);
+      assertEquals(rows[0].counters.input_uncached, 11);
+      assertEquals(rows[0].counters.output, 7);
 
       // An empty folder: no ./models.json and no MODELS_CONFIG gives the embedded copy of the
       // bundled one, and the KV folder is created on start.

@@ -26,6 +26,7 @@ import {
 } from "./support/dockerfile.ts";
 import { ignoreMatcher } from "./support/dockerignore.ts";
 import { ROOT, runCommand } from "./support/process.ts";
+import { fakeUpstream } from "./support/upstream.ts";
 import { CONFIG_ENV_VARS, loadConfig } from "../lib/config/env.ts";
 
 const read = (path: string) => Deno.readTextFileSync(`${ROOT}/${path}`);
@@ -627,11 +628,13 @@ Deno.test("docker: main.ts --help lists the serve and healthcheck commands the i
 
 Deno.test("docker: `healthcheck` exits 0 only when the server on $PORT answers /health ok", async () => {
   let status = 200;
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, (req) => {
-    if (new URL(req.url).pathname !== "/health") return new Response("no", { status: 404 });
-    return Response.json({ status: status === 200 ? "ok" : "degraded" }, { status });
-  });
-  const port = String(server.addr.port);
+  // A stand-in gateway: only /health, answering ok or degraded.
+  const server = fakeUpstream((s) =>
+    s.path === "/health"
+      ? Response.json({ status: status === 200 ? "ok" : "degraded" }, { status })
+      : new Response("no", { status: 404 })
+  );
+  const port = new URL(server.url).port;
   try {
     const ok = await runMain(["healthcheck"], { PORT: port });
     assertEquals(ok.code, 0, `healthcheck against a healthy server: ${ok.out}`);
@@ -639,7 +642,7 @@ Deno.test("docker: `healthcheck` exits 0 only when the server on $PORT answers /
     const degraded = await runMain(["healthcheck"], { PORT: port });
     assert(degraded.code !== 0, "healthcheck fails when /health answers 503");
   } finally {
-    await server.shutdown();
+    await server.close();
   }
   const down = await runMain(["healthcheck"], { PORT: port });
   assert(down.code !== 0, "healthcheck fails when nothing listens");

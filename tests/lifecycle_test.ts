@@ -10,10 +10,8 @@ import { chunkedResponse } from "./support/streams.ts";
 import { anthropicSse } from "./support/replies.ts";
 import { delay, waitFor } from "./support/wait.ts";
 import { MAIN } from "./support/process.ts";
-import { BucketClock } from "../lib/ops/clock.ts";
-import { KeyStore } from "../lib/store/keys.ts";
 import { startGateway } from "../lib/ops/server.ts";
-import { UsageStore } from "../lib/store/usage.ts";
+import { createKeyIn, usageIn } from "./support/kv_file.ts";
 
 const START = anthropicSse.start({ input_tokens: 7, output_tokens: 1 });
 const DELTA = anthropicSse.delta();
@@ -85,19 +83,8 @@ async function spawnGateway(dir: string, env: Record<string, string>): Promise<C
 async function prepare(upstream: string) {
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/models.json`, modelsFile(upstream));
-  const kv = await Deno.openKv(`${dir}/gw.kv`);
-  const { secret } = await new KeyStore(kv).create({ name: "shutdown-test" });
-  kv.close();
+  const secret = await createKeyIn(`${dir}/gw.kv`, "shutdown-test");
   return { dir, secret };
-}
-
-async function usageIn(dir: string) {
-  const kv = await Deno.openKv(`${dir}/gw.kv`);
-  try {
-    return await new UsageStore(kv, new BucketClock("UTC"), 0).byTime();
-  } finally {
-    kv.close();
-  }
 }
 
 function streamCall(url: string, secret: string) {
@@ -128,7 +115,7 @@ Deno.test("SIGTERM: a live stream finishes within the grace period, usage is wri
     assertEquals(text, START + DELTA.repeat(6) + END, "the stream completed untouched");
     const status = await child.proc.status;
     assertEquals(status.code, 0);
-    const rows = await usageIn(dir);
+    const rows = await usageIn(`${dir}/gw.kv`);
     assertEquals(rows.length, 1);
     assertEquals(rows[0].counters.requests, 1);
     assertEquals(rows[0].counters.output, 9);
@@ -158,7 +145,7 @@ Deno.test("SIGTERM: a stream outliving the grace period ends with an error event
     assertIncludes(text, "event: error\ndata: ");
     assertIncludes(text, "shutting down");
     assertEquals((await child.proc.status).code, 0);
-    const [row] = await usageIn(dir);
+    const [row] = await usageIn(`${dir}/gw.kv`);
     assertEquals(row.counters.requests, 1);
     assertEquals(row.counters.incomplete, 1);
     assertEquals(row.counters.input_uncached, 7, "what was metered before the end is kept");

@@ -8,7 +8,7 @@
  */
 import { assert, assertEquals } from "./support/assert.ts";
 import { prng } from "./support/rechunk.ts";
-import { waitFor } from "./support/wait.ts";
+import { delay, waitFor } from "./support/wait.ts";
 import { BucketClock } from "../lib/ops/clock.ts";
 import {
   type Counters,
@@ -372,7 +372,7 @@ Deno.test("usage: a random workload reads back exactly, by key, by time and in t
       lastUsed.set(keyId, Math.max(lastUsed.get(keyId) ?? 0, at));
       s.store.record(keyId, at, rows);
       if (i % 37 === 0) await s.store.flush();
-      else if (i % 11 === 0) await new Promise((r) => setTimeout(r, 1)); // let windows close
+      else if (i % 11 === 0) await delay(1); // let windows close
     }
     // Rows whose counters are all zero need not exist.
     const expected = [...want.values()].filter((r) => FIELDS.some((f) => r.counters[f] > 0));
