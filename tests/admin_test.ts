@@ -3,31 +3,22 @@
  * (docs/admin-api.md), keyed by key id, never by secret.
  * Real proxied traffic through a fake upstream feeds the usage reports.
  */
-import { assert, assertEquals, assertIncludes } from "./assert.ts";
+import { assert, assertEquals, assertIncludes } from "./support/assert.ts";
 import {
   ADMIN_KEY,
-  type FakeUpstream,
-  fakeUpstream,
+  fakeClock,
   post,
-  startTestGateway,
-  type TestGateway,
-  testRegistry,
-} from "./helpers.ts";
+  type Stack,
+  startStack,
+  type TestOptions,
+} from "./support/gateway.ts";
+import { bodyJson, type Seen } from "./support/upstream.ts";
+import { anthropicMessage, openaiCompletion } from "./support/replies.ts";
 import { ROUTES } from "../lib/http/routes.ts";
-import type { Config } from "../lib/config/env.ts";
-import type { Clock } from "../lib/ops/clock.ts";
 
 type Json = Record<string, unknown>;
 // deno-lint-ignore no-explicit-any
 type Any = any;
-
-const dec = new TextDecoder();
-
-/** A clock the test moves by hand. */
-function fakeClock(iso: string): Clock & { set(iso: string): void } {
-  let t = Date.parse(iso);
-  return { now: () => t, set: (s) => t = Date.parse(s) };
-}
 
 /** Anthropic JSON with every input bucket: 10 uncached + 200 cache read + 30 cache write, 5 out. */
 const CLAUDE_USAGE = {
@@ -45,33 +36,16 @@ const GPT_USAGE = {
   prompt_tokens_details: { cached_tokens: 100 },
 };
 
-function upstream(): FakeUpstream {
-  return fakeUpstream((s) => {
-    const body = JSON.parse(dec.decode(s.body));
-    if (s.path.endsWith("/messages")) {
-      return Response.json({
-        id: "msg_1",
-        type: "message",
-        role: "assistant",
-        model: body.model,
-        content: [{ type: "text", text: "hi" }],
-        stop_reason: "end_turn",
-        usage: CLAUDE_USAGE,
-      });
-    }
-    return Response.json({
-      id: "c1",
-      object: "chat.completion",
-      model: body.model,
-      choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }],
-      usage: GPT_USAGE,
-    });
-  });
+function upstream(s: Seen): Response {
+  const { model } = bodyJson(s);
+  return Response.json(
+    s.path.endsWith("/messages")
+      ? anthropicMessage(CLAUDE_USAGE, { model })
+      : openaiCompletion(GPT_USAGE, { model }),
+  );
 }
 
-interface Setup {
-  up: FakeUpstream;
-  t: TestGateway;
+interface Setup extends Stack {
   /** Every admin response body seen, to check that no secret ever shows. */
   bodies: string[];
   call(
@@ -80,23 +54,14 @@ interface Setup {
     body?: unknown,
     headers?: Record<string, string>,
   ): Promise<{ status: number; json: Any; headers: Headers }>;
-  close(): Promise<void>;
 }
 
-async function setup(
-  o: { clock?: Clock; config?: Partial<Config>; env?: Record<string, string> } = {},
-): Promise<Setup> {
-  const up = upstream();
-  const t = await startTestGateway({
-    registry: testRegistry(up.url),
-    clock: o.clock,
-    config: o.config,
-    env: o.env,
-  });
+async function setup(o: Omit<TestOptions, "registry"> = {}): Promise<Setup> {
+  const stack = await startStack(upstream, o);
+  const { t } = stack;
   const bodies: string[] = [];
   return {
-    up,
-    t,
+    ...stack,
     bodies,
     async call(method, path, body, headers = { "x-api-key": ADMIN_KEY }) {
       const res = await fetch(t.url + path, {
@@ -111,10 +76,6 @@ async function setup(
       const text = await res.text();
       bodies.push(text);
       return { status: res.status, json: text ? JSON.parse(text) : null, headers: res.headers };
-    },
-    async close() {
-      await t.close();
-      await up.close();
     },
   };
 }

@@ -3,8 +3,10 @@
  * check-config, healthcheck, help and errors. Most cases run `runCli` in
  * process; a few run `main.ts` as a subprocess, as an admin would.
  */
-import { assert, assertEquals, assertIncludes } from "./assert.ts";
-import { admin, fakeUpstream, startTestGateway, testRegistry } from "./helpers.ts";
+import { assert, assertEquals, assertIncludes } from "./support/assert.ts";
+import { admin, startStack, startTestGateway } from "./support/gateway.ts";
+import { freePort } from "./support/upstream.ts";
+import { MAIN, ROOT, runCommand } from "./support/process.ts";
 import { runCli } from "../lib/cli/main.ts";
 import { parseRegistry } from "../lib/config/registry.ts";
 import { BucketClock } from "../lib/ops/clock.ts";
@@ -12,8 +14,7 @@ import { KeyStore } from "../lib/store/keys.ts";
 import { countersOf } from "../lib/store/usage/counters.ts";
 import { UsageWriter } from "../lib/store/usage/writer.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const BUNDLED = new URL("../models.json", import.meta.url).pathname;
+const BUNDLED = `${ROOT}/models.json`;
 
 async function cli(args: string[], env: Record<string, string> = {}) {
   const out: string[] = [], err: string[] = [];
@@ -200,20 +201,15 @@ Deno.test("check-config: prints the routing table; a bad file is one line naming
 });
 
 Deno.test("healthcheck: 0 when the gateway answers, 1 when it does not", async () => {
-  const up = fakeUpstream(() => new Response("{}"));
-  const t = await startTestGateway({ registry: testRegistry(up.url) });
+  const { t, close } = await startStack(() => new Response("{}"));
   try {
     const port = new URL(t.url).port;
     assertEquals((await cli(["healthcheck"], { PORT: port })).status, 0);
     assertEquals((await cli(["healthcheck", "--url", `${t.url}/health`])).status, 0);
   } finally {
-    await t.close();
-    await up.close();
+    await close();
   }
-  const dead = Deno.listen({ port: 0 });
-  const port = (dead.addr as Deno.NetAddr).port;
-  dead.close();
-  const down = await cli(["healthcheck", "--timeout", "500"], { PORT: String(port) });
+  const down = await cli(["healthcheck", "--timeout", "500"], { PORT: String(freePort()) });
   assertEquals(down.status, 1);
   assertIncludes(down.err, "unhealthy");
 });
@@ -241,18 +237,16 @@ Deno.test("the entry point as an admin runs it: first key before the server star
   const { dir, env } = await tempKv();
   try {
     const run = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), {
-        args: ["run", "--unstable-kv", "-A", MAIN, ...args],
+      runCommand(Deno.execPath(), ["run", "--unstable-kv", "-A", MAIN, ...args], {
         env,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+        timeoutMs: 60_000,
+      });
     const created = await run(["keys", "create", "first"]);
     assertEquals(created.code, 0);
-    assertIncludes(new TextDecoder().decode(created.stdout), "secret: sk-gw-");
+    assertIncludes(created.out, "secret: sk-gw-");
     const bad = await run(["keys", "show"]);
     assertEquals(bad.code, 2);
-    const err = new TextDecoder().decode(bad.stderr).trim();
+    const err = bad.err.trim();
     assertEquals(err.split("\n").length, 1);
     assertIncludes(err, "missing <id>");
   } finally {

@@ -13,12 +13,13 @@
  * (commands, flags, embedded defaults) is tested through `deno run` of the
  * same entry point in the other test files.
  */
-import { assert, assertEquals } from "./assert.ts";
-import { fakeUpstream } from "./helpers.ts";
-import { KeyStore } from "../lib/store/keys.ts";
-import { UsageReader } from "../lib/store/usage/reader.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { fakeUpstream, freePort } from "./support/upstream.ts";
+import { anthropicMessage } from "./support/replies.ts";
+import { ROOT, runCommand as run } from "./support/process.ts";
+import { delay } from "./support/wait.ts";
+import { createKeyIn, usageIn } from "./support/kv_file.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const TASKS = (JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`)) as {
   tasks: Record<string, string>;
 }).tasks;
@@ -31,50 +32,6 @@ const TARGETS: Record<string, string> = {
   "compile:macos-arm64": "aarch64-apple-darwin",
   "compile:windows-x64": "x86_64-pc-windows-msvc",
 };
-
-const dec = new TextDecoder();
-const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
-const stripAnsi = (s: string) => s.replace(ANSI, "");
-
-interface Ran {
-  code: number;
-  out: string;
-  err: string;
-  timedOut: boolean;
-}
-
-/** Runs a command to completion, killing it after `timeoutMs`. */
-async function run(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; env?: Record<string, string>; clearEnv?: boolean; timeoutMs: number },
-): Promise<Ran> {
-  const proc = new Deno.Command(cmd, {
-    args,
-    cwd: opts.cwd,
-    env: opts.env,
-    clearEnv: opts.clearEnv,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    proc.kill("SIGKILL");
-  }, opts.timeoutMs);
-  try {
-    const { code, stdout, stderr } = await proc.output();
-    return {
-      code,
-      out: stripAnsi(dec.decode(stdout)),
-      err: stripAnsi(dec.decode(stderr)),
-      timedOut,
-    };
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The argument list of a task command, split on blanks (our tasks quote nothing). */
 const words = (task: string) => task.trim().split(/\s+/);
@@ -127,14 +84,6 @@ async function compileBlocker(): Promise<string | undefined> {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-/** A port nothing listens on right now. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 // ---------------------------------------------------------------------------
@@ -220,7 +169,7 @@ async function startBinary(exe: string, cwd: string, env: Record<string, string>
       } catch {
         // not listening yet
       }
-      if (!health) await new Promise((r) => setTimeout(r, 100));
+      if (!health) await delay(100);
     }
     assert(health, `no /health within 30 s:\n${output}`);
   } catch (e) {
@@ -254,15 +203,9 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "gw-compiled-" });
     const up = fakeUpstream(() =>
-      Response.json({
-        id: "msg_compiled",
-        type: "message",
-        role: "assistant",
-        model: "claude-test",
-        content: [{ type: "text", text: "hi" }],
-        stop_reason: "end_turn",
-        usage: { input_tokens: 11, output_tokens: 7 },
-      })
+      Response.json(
+        anthropicMessage({ input_tokens: 11, output_tokens: 7 }, { id: "msg_compiled" }),
+      )
     );
     const running: Running[] = [];
     try {
@@ -287,9 +230,7 @@ Deno.test({
         }),
       );
       const kvPath = `${work}/data/gateway.kv`;
-      const kv = await Deno.openKv(kvPath);
-      const { secret } = await new KeyStore(kv).create({ name: "compiled" });
-      kv.close();
+      const secret = await createKeyIn(kvPath, "compiled");
 
       const env = { PORT: String(freePort()), HOST: "127.0.0.1", UP_KEY: "upstream-secret" };
       const gw = await startBinary(exe, work, env);
@@ -338,16 +279,11 @@ Deno.test({
       });
       assert(down.code !== 0, "healthcheck fails once the gateway has stopped");
 
-      const kv2 = await Deno.openKv(kvPath);
-      try {
-        const rows = await new UsageReader(kv2).byTime();
-        assertEquals(rows.length, 1, "one usage row");
-        assertEquals(rows[0].counters.requests, 1);
-        assertEquals(rows[0].counters.input_uncached, 11);
-        assertEquals(rows[0].counters.output, 7);
-      } finally {
-        kv2.close();
-      }
+      const rows = await usageIn(kvPath);
+      assertEquals(rows.length, 1, "one usage row");
+      assertEquals(rows[0].counters.requests, 1);
+      assertEquals(rows[0].counters.input_uncached, 11);
+      assertEquals(rows[0].counters.output, 7);
 
       // An empty folder: no ./models.json and no MODELS_CONFIG gives the embedded copy of the
       // bundled one, and the KV folder is created on start.

@@ -3,43 +3,37 @@
  * and not, two keys, several models, errors included) through one gateway
  * with usage coalescing on; every counter is checked.
  */
-import { assertEquals } from "./assert.ts";
-import {
-  chunkedResponse,
-  fakeUpstream,
-  post,
-  type Seen,
-  startTestGateway,
-  testRegistry,
-} from "./helpers.ts";
-
-const dec = new TextDecoder();
+import { assertEquals } from "./support/assert.ts";
+import { post, startStack } from "./support/gateway.ts";
+import { bodyJson, type Seen } from "./support/upstream.ts";
+import { chunkedResponse, sseData } from "./support/streams.ts";
+import { anthropicSse } from "./support/replies.ts";
 
 function anthropicStream(input: number, output: number): string[] {
   // Split mid-event so the meter must join chunks.
-  const text = [
-    `event: message_start\ndata: {"type":"message_start","message":{"id":"m","usage":{"input_tokens":${input},"output_tokens":1}}}\n\n`,
-    `event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"ok"}}\n\n`,
-    `event: message_delta\ndata: {"type":"message_delta","delta":{},"usage":{"output_tokens":${output}}}\n\n`,
-    `event: message_stop\ndata: {"type":"message_stop"}\n\n`,
-  ].join("");
+  const text = anthropicSse.start({ input_tokens: input, output_tokens: 1 }, "m") +
+    anthropicSse.delta("ok") + anthropicSse.end({ output_tokens: output });
   const cut = Math.floor(text.length / 3);
   return [text.slice(0, cut), text.slice(cut, 2 * cut), text.slice(2 * cut)];
 }
 
 function openaiStream(prompt: number, completion: number): string[] {
+  const usage = {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+  };
   return [
-    `data: {"choices":[{"index":0,"delta":{"content":"a"}}],"usage":null}\n\n`,
-    `data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}\n\ndata: {"choices":[],"usage":{"prompt_tokens":${prompt},"completion_tokens":${completion},"total_tokens":${
-      prompt + completion
-    }}}\n\n`,
-    `data: [DONE]\n\n`,
+    sseData({ choices: [{ index: 0, delta: { content: "a" } }], usage: null }),
+    sseData({ choices: [{ index: 0, delta: {}, finish_reason: "stop" }], usage: null }) +
+    sseData({ choices: [], usage }),
+    "data: [DONE]\n\n",
   ];
 }
 
 // The upstream answers from numbers in the request, so each request's usage is known.
 function upstream(s: Seen): Response {
-  const b = JSON.parse(dec.decode(s.body));
+  const b = bodyJson(s);
   const n: number = b.n;
   if (b.model === "claude-fail") {
     return Response.json({ type: "error", error: { type: "api_error", message: "boom" } }, {
@@ -48,19 +42,17 @@ function upstream(s: Seen): Response {
   }
   if (s.path.endsWith("/messages")) {
     return b.stream
-      ? chunkedResponse(anthropicStream(n, 2 * n), 1)
+      ? chunkedResponse(anthropicStream(n, 2 * n), { gapMs: 1 })
       : Response.json({ type: "message", usage: { input_tokens: n, output_tokens: 2 * n } });
   }
-  return b.stream ? chunkedResponse(openaiStream(n, 3), 1) : Response.json({
+  return b.stream ? chunkedResponse(openaiStream(n, 3), { gapMs: 1 }) : Response.json({
     choices: [],
     usage: { prompt_tokens: n, completion_tokens: 3, total_tokens: n + 3 },
   });
 }
 
 Deno.test("600 concurrent requests: every counter exact", async () => {
-  const up = fakeUpstream(upstream);
-  const t = await startTestGateway({
-    registry: testRegistry(up.url),
+  const { t, close } = await startStack(upstream, {
     config: { usageFlushMs: 20, logLevel: "warn" },
   });
   const second = await t.gw.ctx.keys.create({ name: "second" });
@@ -118,10 +110,7 @@ Deno.test("600 concurrent requests: every counter exact", async () => {
     }
     await Promise.all(jobs);
     // Streams are metered after the client got its last byte: wait for them.
-    for (let i = 0; i < 100 && t.gw.ctx.usageWriter.pending > 0; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    await new Promise((r) => setTimeout(r, 100));
+    await t.gw.ctx.inflight.idle(10_000);
 
     const rows = [
       ...(await t.gw.ctx.usageReader.byKey(t.keyId)),
@@ -150,7 +139,6 @@ Deno.test("600 concurrent requests: every counter exact", async () => {
     const byTime = await t.gw.ctx.usageReader.byTime();
     assertEquals(byTime.reduce((a, r) => a + r.counters.requests, 0), 600);
   } finally {
-    await t.close();
-    await up.close();
+    await close();
   }
 });

@@ -8,290 +8,40 @@
  * version matches README and .ci/run, the user is not root and the KV lives
  * in the declared volume.
  *
- * compose.yml is read with a small YAML reader for the subset compose files
- * use (block maps and lists, one-line flow lists, quoted and plain scalars,
- * comments). It throws on anything else (anchors, block scalars, flow maps,
- * tags), so a construct it does not know fails the test instead of being
- * misread.
+ * compose.yml is read with the `yaml` package (YAML 1.2 core schema, as
+ * compose reads it) and any YAML error or warning fails the test instead of
+ * being half-read; the Dockerfile with the reader in `support/dockerfile.ts`.
  */
 import { posix } from "node:path";
-import { assert, assertEquals } from "./assert.ts";
+import { parseDocument } from "yaml";
+import { assert, assertEquals } from "./support/assert.ts";
+import {
+  durationMs,
+  execForm,
+  flags,
+  type Instruction,
+  parseDockerfile,
+  type Stage,
+  words,
+} from "./support/dockerfile.ts";
+import { ignoreMatcher } from "./support/dockerignore.ts";
+import { ROOT, runCommand } from "./support/process.ts";
+import { fakeUpstream } from "./support/upstream.ts";
 import { CONFIG_ENV_VARS, loadConfig } from "../lib/config/env.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const read = (path: string) => Deno.readTextFileSync(`${ROOT}/${path}`);
 
-// ---------------------------------------------------------------------------
-// A YAML reader for the subset compose.yml uses.
-
 /** A YAML value. */
-export type Yaml = string | number | boolean | null | Yaml[] | { [key: string]: Yaml };
+type Yaml = string | number | boolean | null | Yaml[] | { [key: string]: Yaml };
 
-interface YamlLine {
-  indent: number;
-  text: string;
-  no: number;
-}
-
-/** Removes a `#` comment that is outside quotes and starts a word. */
-function stripComment(line: string): string {
-  let quote: string | null = null;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (quote) {
-      if (quote === '"' && c === "\\") i++;
-      else if (c === quote) {
-        if (quote === "'" && line[i + 1] === "'") i++;
-        else quote = null;
-      }
-      continue;
-    }
-    const prev = i === 0 ? " " : line[i - 1];
-    if ((c === '"' || c === "'") && /[\s[,{:-]/.test(prev)) quote = c;
-    else if (c === "#" && /\s/.test(prev)) return line.slice(0, i);
+/** One YAML document as plain data; throws naming `file` on any YAML error or warning. */
+function readYaml(src: string, file = "yaml"): Yaml {
+  const doc = parseDocument(src, { prettyErrors: true, strict: true, uniqueKeys: true });
+  const problems = [...doc.errors, ...doc.warnings];
+  if (problems.length) {
+    throw new Error(`${file}: ${problems.map((p) => `${p.code}: ${p.message}`).join("\n")}`);
   }
-  return line;
-}
-
-/** Parses the YAML subset described above; throws naming the line on anything else. */
-export function parseYaml(src: string, file = "yaml"): Yaml {
-  const lines: YamlLine[] = [];
-  src.split(/\r?\n/).forEach((raw, i) => {
-    const fail = (msg: string): never => {
-      throw new Error(`${file}:${i + 1}: ${msg} (outside the YAML subset this test reads)`);
-    };
-    if (/^\s*\t/.test(raw)) fail("tab in indentation");
-    const text = stripComment(raw).trimEnd();
-    const body = text.trimStart();
-    if (body === "") return;
-    if (body === "---") return lines.length ? fail("a second document") : undefined;
-    if (body === "..." || body.startsWith("%")) fail("directives and document ends");
-    lines.push({ indent: text.length - body.length, text: body, no: i + 1 });
-  });
-  let pos = 0;
-  const fail = (line: YamlLine | undefined, msg: string): never => {
-    throw new Error(
-      `${file}:${line?.no ?? "end"}: ${msg} (outside the YAML subset this test reads)`,
-    );
-  };
-  const isItem = (l: YamlLine) => l.text === "-" || l.text.startsWith("- ");
-  const KEY = /^([A-Za-z0-9_][A-Za-z0-9_.\/-]*|"[^"\\]*"|'[^']*'):(?:\s+(.*))?$/;
-
-  const scalar = (raw: string, line: YamlLine): Yaml => {
-    const s = raw.trim();
-    if (s.startsWith('"')) {
-      if (!s.endsWith('"') || s.length < 2) fail(line, "unterminated double-quoted string");
-      return JSON.parse(s);
-    }
-    if (s.startsWith("'")) {
-      if (!s.endsWith("'") || s.length < 2) fail(line, "unterminated single-quoted string");
-      return s.slice(1, -1).replaceAll("''", "'");
-    }
-    if (/^[&*!|>%@`{]/.test(s)) fail(line, `unsupported value ${JSON.stringify(s)}`);
-    if (/: |:$/.test(s)) fail(line, `ambiguous plain scalar ${JSON.stringify(s)}`);
-    if (s === "true" || s === "false") return s === "true";
-    if (s === "null" || s === "~" || s === "") return null;
-    if (/^-?\d+(\.\d+)?$/.test(s)) return Number(s);
-    return s;
-  };
-
-  const value = (raw: string, line: YamlLine): Yaml => {
-    const s = raw.trim();
-    if (!s.startsWith("[")) return scalar(s, line);
-    if (!s.endsWith("]")) fail(line, "a flow list must end on its line");
-    const inner = s.slice(1, -1);
-    if (inner.trim() === "") return [];
-    const items: string[] = [];
-    let quote: string | null = null;
-    let cur = "";
-    for (const c of inner) {
-      if (quote) {
-        if (c === quote) quote = null;
-        cur += c;
-      } else if (c === '"' || c === "'") {
-        quote = c;
-        cur += c;
-      } else if (c === "[" || c === "{") {
-        fail(line, "nested flow collections");
-      } else if (c === ",") {
-        items.push(cur);
-        cur = "";
-      } else cur += c;
-    }
-    items.push(cur);
-    return items.map((item) => scalar(item, line));
-  };
-
-  const block = (): Yaml => (isItem(lines[pos]) ? seq(lines[pos].indent) : map(lines[pos].indent));
-
-  const nested = (indent: number, allowSameIndentList: boolean): Yaml => {
-    const next = lines[pos];
-    if (next && next.indent > indent) return block();
-    if (next && allowSameIndentList && next.indent === indent && isItem(next)) {
-      return seq(indent);
-    }
-    return null;
-  };
-
-  const map = (indent: number): Yaml => {
-    const out: Record<string, Yaml> = {};
-    while (pos < lines.length) {
-      const line = lines[pos];
-      if (line.indent < indent) break;
-      if (line.indent > indent) fail(line, "unexpected indentation");
-      if (isItem(line)) fail(line, "a list item where a key was expected");
-      const m = KEY.exec(line.text);
-      if (!m) fail(line, `expected "key: value", got ${JSON.stringify(line.text)}`);
-      const key = /^["']/.test(m![1]) ? m![1].slice(1, -1) : m![1];
-      if (Object.hasOwn(out, key)) fail(line, `duplicate key "${key}"`);
-      pos++;
-      out[key] = m![2] === undefined || m![2] === "" ? nested(indent, true) : value(m![2], line);
-    }
-    return out;
-  };
-
-  const seq = (indent: number): Yaml => {
-    const out: Yaml[] = [];
-    while (pos < lines.length) {
-      const line = lines[pos];
-      if (line.indent < indent || (line.indent === indent && !isItem(line))) break;
-      if (line.indent > indent) fail(line, "unexpected indentation");
-      const rest = line.text.slice(1).trimStart();
-      if (rest === "") {
-        pos++;
-        out.push(nested(indent, false));
-      } else if (KEY.test(rest)) {
-        // "- key: value" opens a map whose keys line up with "key".
-        const col = indent + line.text.length - rest.length;
-        lines[pos] = { indent: col, text: rest, no: line.no };
-        out.push(map(col));
-      } else {
-        if (rest.startsWith("- ")) fail(line, "nested inline list items");
-        pos++;
-        out.push(value(rest, line));
-      }
-    }
-    return out;
-  };
-
-  if (!lines.length) return null;
-  const doc = block();
-  if (pos < lines.length) fail(lines[pos], "unexpected indentation");
-  return doc;
-}
-
-// ---------------------------------------------------------------------------
-// A Dockerfile reader.
-
-interface Instruction {
-  cmd: string;
-  args: string;
-  line: number;
-}
-
-interface Stage {
-  name?: string;
-  base: string;
-  instructions: Instruction[];
-}
-
-/** Splits a Dockerfile into stages of instructions (continuations joined, comments dropped). */
-export function parseDockerfile(src: string): Stage[] {
-  const stages: Stage[] = [];
-  let buf = "";
-  let start = 0;
-  src.split(/\r?\n/).forEach((raw, i) => {
-    const t = raw.trim();
-    if (t.startsWith("#") || t === "") return;
-    if (!buf) start = i + 1;
-    if (t.endsWith("\\")) {
-      buf += t.slice(0, -1) + " ";
-      return;
-    }
-    buf += t;
-    const m = /^(\S+)\s*(.*)$/s.exec(buf.trim())!;
-    buf = "";
-    const ins = { cmd: m[1].toUpperCase(), args: m[2].trim(), line: start };
-    if (ins.cmd === "FROM") {
-      const f = /^(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?$/i.exec(ins.args);
-      if (!f) throw new Error(`Dockerfile:${start}: cannot read FROM ${ins.args}`);
-      stages.push({ base: f[1], name: f[2], instructions: [] });
-    } else if (!stages.length) {
-      if (ins.cmd !== "ARG") throw new Error(`Dockerfile:${start}: ${ins.cmd} before FROM`);
-    } else stages.at(-1)!.instructions.push(ins);
-  });
-  return stages;
-}
-
-/** Splits shell-like words, honouring quotes. */
-function words(s: string): string[] {
-  const out: string[] = [];
-  const re = /"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g;
-  for (const m of s.matchAll(re)) out.push(m[1] ?? m[2] ?? m[3]);
-  return out;
-}
-
-/** An exec-form JSON array, or undefined for shell form. */
-function execForm(args: string): string[] | undefined {
-  if (!args.startsWith("[")) return undefined;
-  const v = JSON.parse(args);
-  assert(Array.isArray(v) && v.every((x) => typeof x === "string"), `bad exec form ${args}`);
-  return v;
-}
-
-/** `--name=value` flags at the start of an instruction, and what follows them. */
-function flags(args: string): { flags: Record<string, string>; rest: string } {
-  const out: Record<string, string> = {};
-  let rest = args;
-  for (;;) {
-    const m = /^--([a-z-]+)(?:=(\S+))?\s*/.exec(rest);
-    if (!m) break;
-    out[m[1]] = m[2] ?? "true";
-    rest = rest.slice(m[0].length);
-  }
-  return { flags: out, rest };
-}
-
-/** Go-style durations as Docker and compose write them ("1m30s", "45s", "500ms"), in ms. */
-function durationMs(v: string): number {
-  const units: Record<string, number> = { h: 3600_000, m: 60_000, s: 1000, ms: 1, us: 1e-3 };
-  let total = 0;
-  const s = v.replace(/([\d.]+)(ms|us|h|m|s)/g, (_, n, u) => {
-    total += Number(n) * units[u];
-    return "";
-  });
-  assert(s === "" && v !== "", `cannot read duration ${JSON.stringify(v)}`);
-  return total;
-}
-
-// ---------------------------------------------------------------------------
-// .dockerignore, as Docker applies it: patterns in order, the last match wins,
-// a pattern also matches everything below a folder it matches.
-
-function ignoreMatcher(src: string): (path: string) => boolean {
-  const rules = src.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith("#"))
-    .map((l) => {
-      const negate = l.startsWith("!");
-      const pat = posix.normalize(l.replace(/^!/, "").replace(/^\/+/, "")).replace(/\/+$/, "");
-      const re = pat.split("/").map((part) =>
-        part === "**" ? ".*" : part.replace(/[.+^${}()|\\]/g, "\\$&").replaceAll("*", "[^/]*")
-          .replaceAll("?", "[^/]")
-      ).join("/").replaceAll(".*/", "(?:.*/)?");
-      return { negate, re: new RegExp(`^${re}$`) };
-    });
-  return (path: string) => {
-    const parts = posix.normalize(path).split("/");
-    let ignored = false;
-    for (const r of rules) {
-      for (let n = 1; n <= parts.length; n++) {
-        if (r.re.test(parts.slice(0, n).join("/"))) {
-          ignored = !r.negate;
-          break;
-        }
-      }
-    }
-    return ignored;
-  };
+  return doc.toJS() as Yaml;
 }
 
 // ---------------------------------------------------------------------------
@@ -299,7 +49,7 @@ function ignoreMatcher(src: string): (path: string) => boolean {
 
 const dockerfile = parseDockerfile(read("Dockerfile"));
 const final = dockerfile.at(-1)!;
-const compose = parseYaml(read("compose.yml"), "compose.yml") as Record<string, Yaml>;
+const compose = readYaml(read("compose.yml"), "compose.yml") as Record<string, Yaml>;
 const services = compose.services as Record<string, Record<string, Yaml>>;
 const bundledModels = JSON.parse(read("models.json")) as {
   providers: Record<string, { api_key_env?: string }>;
@@ -480,29 +230,19 @@ async function runMain(
 ): Promise<{ code: number; out: string }> {
   // The permission and unstable flags of `deno task compile` (all of them are `--x` or `--x=y`).
   const runFlags = words(denoJson.tasks.compile).filter((w) => w.startsWith("--"));
-  const proc = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...runFlags, `${ROOT}/main.ts`, ...args],
+  const r = await runCommand(Deno.execPath(), ["run", ...runFlags, `${ROOT}/main.ts`, ...args], {
     cwd: ROOT,
     env: { KV_PATH: ":memory:", HOST: "127.0.0.1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-  try {
-    const { code, stdout, stderr } = await proc.output();
-    const dec = new TextDecoder();
-    return { code, out: dec.decode(stdout) + dec.decode(stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
+    timeoutMs,
+  });
+  return { code: r.code, out: r.out + r.err };
 }
 
 // ---------------------------------------------------------------------------
-// The YAML reader itself.
+// The readers themselves.
 
-Deno.test("YAML subset reader: reads what compose files use and refuses the rest", () => {
-  const doc = parseYaml(
+Deno.test("YAML: compose constructs read as compose reads them; malformed YAML fails loudly", () => {
+  const doc = readYaml(
     [
       "# comment",
       "a:",
@@ -516,6 +256,7 @@ Deno.test("YAML subset reader: reads what compose files use and refuses the rest
       "  flag: true",
       "  empty:",
       "d: 8180:8180",
+      "e: yes",
     ].join("\n"),
   );
   assertEquals(doc, {
@@ -526,19 +267,71 @@ Deno.test("YAML subset reader: reads what compose files use and refuses the rest
       flag: true,
       empty: null,
     },
+    // YAML 1.2, like compose: no sexagesimal numbers, no yes/no booleans.
     d: "8180:8180",
+    e: "yes",
   });
   for (
-    const bad of ["a: &x 1", "a: |\n  text", "a: {b: 1}", "a: 1\na: 2", "a:\n\tb: 1", "a: b: c"]
+    const bad of [
+      "a: 1\na: 2",
+      "a:\n\tb: 1",
+      "a: b: c",
+      "a: 1\n---\nb: 2",
+      "a: [1, 2",
+      "a: 'open",
+      "a:\n  - x\n - y",
+    ]
   ) {
     let threw = false;
     try {
-      parseYaml(bad);
+      readYaml(bad);
     } catch {
       threw = true;
     }
     assert(threw, `should refuse ${JSON.stringify(bad)}`);
   }
+});
+
+Deno.test("Dockerfile reader: stages, continuations, comments, exec form and flags", () => {
+  const stages = parseDockerfile(
+    [
+      "ARG V=1",
+      "# a comment",
+      "FROM base:1 AS build",
+      "RUN a \\",
+      "    && b",
+      "",
+      "FROM --platform=linux/amd64 gcr.io/x/y:z",
+      'COPY --from=build --chown=1:1 ["/app/x", "/a b"]',
+      'HEALTHCHECK --interval=30s CMD ["/app/x", "healthcheck"]',
+    ].join("\n"),
+  );
+  assertEquals(stages.map((s) => [s.base, s.name]), [["base:1", "build"], [
+    "gcr.io/x/y:z",
+    undefined,
+  ]]);
+  const run = stages[0].instructions.map((i) => [i.cmd, words(i.args), i.line]);
+  assertEquals(run, [["RUN", ["a", "&&", "b"], 4]], "one instruction, from its first line");
+  const copy = flags(stages[1].instructions[0].args);
+  assertEquals(copy.flags, { from: "build", chown: "1:1" });
+  assertEquals(execForm(copy.rest), ["/app/x", "/a b"]);
+  const hc = flags(stages[1].instructions[1].args);
+  assertEquals(hc.flags, { interval: "30s" });
+  assertEquals(execForm(hc.rest.replace(/^CMD\s+/, "")), ["/app/x", "healthcheck"]);
+  assertEquals(execForm("/app/x serve"), undefined);
+  assertEquals(words(`a "b c" 'd e'`), ["a", "b c", "d e"]);
+  assertEquals([durationMs("1m30s"), durationMs("45s"), durationMs("500ms")], [
+    90_000,
+    45_000,
+    500,
+  ]);
+  let threw = false;
+  try {
+    parseDockerfile("RUN x\nFROM y");
+  } catch {
+    threw = true;
+  }
+  assert(threw, "an instruction before FROM is refused");
 });
 
 // ---------------------------------------------------------------------------
@@ -624,7 +417,13 @@ Deno.test("docker: .env.example lists every variable, each one the gateway reads
 Deno.test("docker: .env and other local state stay out of git and the build context", () => {
   const ignored = ignoreMatcher(read(".dockerignore"));
   for (
-    const p of [".env", "data/gateway.kv", "dist/llm-gateway", ".git/config", "tests/helpers.ts"]
+    const p of [
+      ".env",
+      "data/gateway.kv",
+      "dist/llm-gateway",
+      ".git/config",
+      "tests/support/gateway.ts",
+    ]
   ) {
     assert(ignored(p), `.dockerignore should keep ${p} out of the build context`);
   }
@@ -664,7 +463,7 @@ Deno.test("docker: every path the Dockerfile copies exists in the build context 
   }
 });
 
-Deno.test("docker: the build stage copies every local module main.ts imports", async () => {
+Deno.test("docker: the build stage copies every local module main.ts imports, and no test-only package", async () => {
   const build = dockerfile.find((s) =>
     all(s, "RUN").some((r) => /deno (task compile|compile)\b/.test(r.args))
   );
@@ -691,11 +490,19 @@ Deno.test("docker: the build stage copies every local module main.ts imports", a
     stderr: "piped",
   }).output();
   assert(info.success, new TextDecoder().decode(info.stderr));
-  const modules =
-    (JSON.parse(new TextDecoder().decode(info.stdout)).modules as { specifier: string }[])
-      .map((m) => m.specifier).filter((s) => s.startsWith("file://"))
-      .map((s) => posix.relative(ROOT, new URL(s).pathname));
+  const graph = JSON.parse(new TextDecoder().decode(info.stdout)).modules as {
+    specifier: string;
+    npmPackage?: string;
+  }[];
+  const modules = graph.map((m) => m.specifier).filter((s) => s.startsWith("file://"))
+    .map((s) => posix.relative(ROOT, new URL(s).pathname));
   assert(modules.includes("main.ts") && modules.includes("lib/ops/server.ts"));
+  // Test-only npm imports (deno.json) must stay out of the binary.
+  const npm = graph.flatMap((m) => (m.npmPackage ? [m.npmPackage] : []));
+  assert(npm.length > 0, "deno info lists main.ts's npm packages");
+  for (const pkg of ["yaml", "openai", "@anthropic-ai/sdk"]) {
+    assert(!npm.some((p) => p.startsWith(`${pkg}@`)), `main.ts pulls in the test-only ${pkg}`);
+  }
   for (const need of [...modules, "deno.json", "deno.lock"]) {
     assert(
       copied.some((c) => need === c || need.startsWith(c + "/")),
@@ -821,11 +628,13 @@ Deno.test("docker: main.ts --help lists the serve and healthcheck commands the i
 
 Deno.test("docker: `healthcheck` exits 0 only when the server on $PORT answers /health ok", async () => {
   let status = 200;
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, (req) => {
-    if (new URL(req.url).pathname !== "/health") return new Response("no", { status: 404 });
-    return Response.json({ status: status === 200 ? "ok" : "degraded" }, { status });
-  });
-  const port = String(server.addr.port);
+  // A stand-in gateway: only /health, answering ok or degraded.
+  const server = fakeUpstream((s) =>
+    s.path === "/health"
+      ? Response.json({ status: status === 200 ? "ok" : "degraded" }, { status })
+      : new Response("no", { status: 404 })
+  );
+  const port = new URL(server.url).port;
   try {
     const ok = await runMain(["healthcheck"], { PORT: port });
     assertEquals(ok.code, 0, `healthcheck against a healthy server: ${ok.out}`);
@@ -833,7 +642,7 @@ Deno.test("docker: `healthcheck` exits 0 only when the server on $PORT answers /
     const degraded = await runMain(["healthcheck"], { PORT: port });
     assert(degraded.code !== 0, "healthcheck fails when /health answers 503");
   } finally {
-    await server.shutdown();
+    await server.close();
   }
   const down = await runMain(["healthcheck"], { PORT: port });
   assert(down.code !== 0, "healthcheck fails when nothing listens");

@@ -5,7 +5,7 @@
  * reachable from README, nothing cites a document outside the repository,
  * and README still gives the exact commands CI and users run.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "./support/assert.ts";
 
 const ROOT = new URL("..", import.meta.url);
 const README_LIMIT = 16 * 1024;

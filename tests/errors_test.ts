@@ -2,20 +2,13 @@
  * End-to-end: every gateway-made error in the native shape of the endpoint
  * called, and no secret in any response or log line.
  */
-import { assert, assertEquals, assertIncludes } from "./assert.ts";
-import { fakeUpstream, post, startTestGateway, TEST_ENV, testRegistry } from "./helpers.ts";
+import { assert, assertEquals, assertIncludes } from "./support/assert.ts";
+import { post, startStack, startTestGateway, TEST_ENV, testRegistry } from "./support/gateway.ts";
+import { freePort } from "./support/upstream.ts";
+import type { Config } from "../lib/config/env.ts";
 
-async function setup(config = {}) {
-  const up = fakeUpstream(() => Response.json({ ok: true }));
-  const t = await startTestGateway({ registry: testRegistry(up.url), config });
-  return {
-    up,
-    t,
-    close: async () => {
-      await t.close();
-      await up.close();
-    },
-  };
+function setup(config: Partial<Config> = {}) {
+  return startStack(() => Response.json({ ok: true }), { config });
 }
 
 type Shape = "anthropic" | "openai";
@@ -192,11 +185,8 @@ Deno.test("bodies over MAX_BODY_BYTES get 413, with or without content-length", 
 });
 
 Deno.test("an unreachable upstream gives 502 in the native shape and counts a failed request", async () => {
-  const dead = Deno.listen({ port: 0, hostname: "127.0.0.1" });
-  const port = (dead.addr as Deno.NetAddr).port;
-  dead.close();
   const t = await startTestGateway({
-    registry: testRegistry(`http://127.0.0.1:${port}`),
+    registry: testRegistry(`http://127.0.0.1:${freePort()}`),
     config: { logLevel: "debug" },
   });
   try {
@@ -221,9 +211,7 @@ Deno.test("an unreachable upstream gives 502 in the native shape and counts a fa
 });
 
 Deno.test("a provider whose key env is unset is never called; none configured â†’ 503", async () => {
-  const up = fakeUpstream(() => Response.json({}));
-  const t = await startTestGateway({
-    registry: testRegistry(up.url),
+  const { up, t, close } = await startStack(() => Response.json({}), {
     env: { OPENAI_TEST_KEY: "" },
   });
   try {
@@ -237,8 +225,7 @@ Deno.test("a provider whose key env is unset is never called; none configured â†
     assertIncludes(j.error.message, "OPENAI_TEST_KEY");
     assertEquals(up.seen.length, 0);
   } finally {
-    await t.close();
-    await up.close();
+    await close();
   }
 });
 

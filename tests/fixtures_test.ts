@@ -6,13 +6,13 @@
  * whose numbers are checked against that prose. The file list comes from the
  * directories, so a new recording without a known expectation fails.
  */
-import { assert, assertEquals } from "./assert.ts";
-import { lineEndings } from "./rechunk.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { bytewise, lineEndings } from "./support/rechunk.ts";
+import { meterChunks, meteredView } from "./support/meter.ts";
 import { anthropic } from "../lib/formats/anthropic.ts";
 import { openai } from "../lib/formats/openai.ts";
 import type { ApiFormat } from "../lib/formats/format.ts";
 import type { Metered, Tokens } from "../lib/metering/tokens.ts";
-import { SseReader } from "../lib/metering/sse_reader.ts";
 
 const ROOT = new URL("../../shared/fixtures/", import.meta.url);
 const SKIPPED = "skipped: ../shared/fixtures not present (only in the development workspace)";
@@ -239,22 +239,8 @@ function expectationFor(path: string, src: Sourced | undefined): Expectation | s
 const formatOf = (path: string): ApiFormat =>
   path.split("/").pop()!.startsWith("anthropic") ? anthropic : openai;
 
-function view(m: Metered) {
-  return {
-    status: m.status,
-    usageSeen: m.usageSeen,
-    errorType: m.errorType ?? null,
-    tokens: { ...m.tokens },
-    extra: m.extra,
-  };
-}
-
 function meter(format: ApiFormat, chunks: Iterable<Uint8Array>): string {
-  const m = format.streamMeter();
-  const r = new SseReader((name, data) => m.event(name, data));
-  for (const c of chunks) r.push(c);
-  r.end();
-  return JSON.stringify(view(m.end()));
+  return JSON.stringify(meteredView(meterChunks(format, chunks)));
 }
 
 /**
@@ -312,7 +298,7 @@ if (!isDir(ROOT)) {
         const m = format.meterJson(JSON.parse(new TextDecoder().decode(bytes)));
         // The proxy's rule (lib/proxy.ts): a non-2xx or usage-less error body is http_error.
         const ok = (exp.http ?? 200) < 300 && !(m.errorType !== undefined && !m.usageSeen);
-        assertEquals(view({ ...m, status: ok ? "ok" : "http_error" }), want, path);
+        assertEquals(meteredView({ ...m, status: ok ? "ok" : "http_error" }), want, path);
         return;
       }
 
@@ -327,9 +313,7 @@ if (!isDir(ROOT)) {
         for (const i of splitOffsets(b.length)) {
           check(meter(format, [b.subarray(0, i), b.subarray(i)]), `split at ${i}`);
         }
-        const ones: Uint8Array[] = [];
-        for (let i = 0; i < b.length; i++) ones.push(b.subarray(i, i + 1));
-        check(meter(format, ones), "one byte per chunk");
+        check(meter(format, bytewise(b)), "one byte per chunk");
       }
     });
   }

@@ -3,7 +3,7 @@
  * `prepareBody` asks for `stream_options.include_usage` on streams and must
  * leave every other byte alone; plus the `json_scan` helpers it is built on.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "./support/assert.ts";
 import { openai } from "../lib/formats/openai.ts";
 import { anthropic } from "../lib/formats/anthropic.ts";
 import {

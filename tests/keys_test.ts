@@ -3,7 +3,8 @@
  * authentication from memory, changes effective at once on this gateway and
  * within the refresh interval on another one sharing the KV.
  */
-import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { assert, assertEquals, assertRejects } from "./support/assert.ts";
+import { waitFor } from "./support/wait.ts";
 import { authenticateClient, presentedSecrets } from "../lib/http/auth.ts";
 import { GatewayError } from "../lib/http/errors.ts";
 import { KeyNotFound, KeyStore, maskSecret, newSecret, sha256Hex } from "../lib/store/keys.ts";
@@ -45,15 +46,6 @@ async function authError(keys: KeyStore, headers: Record<string, string>): Promi
   const e = await assertRejects(() => authenticateClient(keys, new Headers(headers)));
   assert(e instanceof GatewayError, String(e));
   return e;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for: ${what}`);
 }
 
 Deno.test("secrets: sk-gw- prefix, 192 bits from crypto.getRandomValues, all different", () => {
@@ -220,9 +212,8 @@ Deno.test("a second store on the same KV file follows changes via the keys_versi
     // While nothing changes, b only reads the counter, never lists keys again.
     counted.reads.list = 0;
     counted.reads.get = 0;
-    await new Promise((r) => setTimeout(r, 350));
+    await waitFor("b polls the counter twice", () => counted.reads.get >= 2);
     assertEquals(counted.reads.list, 0);
-    assert(counted.reads.get >= 1, `polled the counter (${counted.reads.get})`);
 
     await a.setEnabled(record.id, false);
     assertEquals(await version(), 2n);

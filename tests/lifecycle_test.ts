@@ -3,39 +3,23 @@
  * gateway runs as a subprocess, as in production) and live reload of
  * models.json (good file, broken file, SIGHUP).
  */
-import { assert, assertEquals, assertIncludes } from "./assert.ts";
-import { ADMIN_KEY, fakeUpstream, testConfig } from "./helpers.ts";
-import { KeyStore } from "../lib/store/keys.ts";
+import { assert, assertEquals, assertIncludes } from "./support/assert.ts";
+import { ADMIN_KEY, testConfig } from "./support/gateway.ts";
+import { bodyJson, fakeUpstream } from "./support/upstream.ts";
+import { chunkedResponse } from "./support/streams.ts";
+import { anthropicSse } from "./support/replies.ts";
+import { delay, waitFor } from "./support/wait.ts";
+import { MAIN } from "./support/process.ts";
 import { startGateway } from "../lib/ops/server.ts";
-import { UsageReader } from "../lib/store/usage/reader.ts";
+import { createKeyIn, usageIn } from "./support/kv_file.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const enc = new TextEncoder();
+const START = anthropicSse.start({ input_tokens: 7, output_tokens: 1 });
+const DELTA = anthropicSse.delta();
+const END = anthropicSse.end({ output_tokens: 9 });
 
-const START =
-  'event: message_start\ndata: {"type":"message_start","message":{"id":"m1","usage":{"input_tokens":7,"output_tokens":1}}}\n\n';
-const DELTA =
-  'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}\n\n';
-const END =
-  'event: message_delta\ndata: {"type":"message_delta","delta":{},"usage":{"output_tokens":9}}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n';
-
+/** START, `deltas` DELTAs and END, `gapMs` apart. */
 function slowStream(deltas: number, gapMs: number): Response {
-  let i = 0;
-  return new Response(
-    new ReadableStream({
-      async pull(c) {
-        if (i === 0) {
-          i++;
-          return c.enqueue(enc.encode(START));
-        }
-        await new Promise((r) => setTimeout(r, gapMs));
-        if (i++ <= deltas) return c.enqueue(enc.encode(DELTA));
-        c.enqueue(enc.encode(END));
-        c.close();
-      },
-    }),
-    { headers: { "content-type": "text/event-stream" } },
-  );
+  return chunkedResponse([START, ...Array(deltas).fill(DELTA), END], { gapMs });
 }
 
 function modelsFile(upstream: string, extraRouting: Record<string, string[]> = {}) {
@@ -104,19 +88,8 @@ async function spawnGateway(
 async function prepare(upstream: string) {
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/models.json`, modelsFile(upstream));
-  const kv = await Deno.openKv(`${dir}/gw.kv`);
-  const { secret } = await new KeyStore(kv).create({ name: "shutdown-test" });
-  kv.close();
+  const secret = await createKeyIn(`${dir}/gw.kv`, "shutdown-test");
   return { dir, secret };
-}
-
-async function usageIn(dir: string) {
-  const kv = await Deno.openKv(`${dir}/gw.kv`);
-  try {
-    return await new UsageReader(kv).byTime();
-  } finally {
-    kv.close();
-  }
 }
 
 function streamCall(url: string, secret: string) {
@@ -161,7 +134,7 @@ Deno.test("SIGTERM: a live stream finishes within the grace period, usage is wri
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
     let text = (await reader.read()).value ?? "";
     child.proc.kill("SIGTERM");
-    await new Promise((r) => setTimeout(r, 100));
+    await delay(100);
     const refused = await fetch(`${child.url}/health`).then(() => false, () => true);
     assert(refused, "no new connections once shutting down");
     for (;;) {
@@ -172,7 +145,7 @@ Deno.test("SIGTERM: a live stream finishes within the grace period, usage is wri
     assertEquals(text, START + DELTA.repeat(6) + END, "the stream completed untouched");
     const status = await child.proc.status;
     assertEquals(status.code, 0);
-    const rows = await usageIn(dir);
+    const rows = await usageIn(`${dir}/gw.kv`);
     assertEquals(rows.length, 1);
     assertEquals(rows[0].counters.requests, 1);
     assertEquals(rows[0].counters.output, 9);
@@ -202,7 +175,7 @@ Deno.test("SIGTERM: a stream outliving the grace period ends with an error event
     assertIncludes(text, "event: error\ndata: ");
     assertIncludes(text, "shutting down");
     assertEquals((await child.proc.status).code, 0);
-    const [row] = await usageIn(dir);
+    const [row] = await usageIn(`${dir}/gw.kv`);
     assertEquals(row.counters.requests, 1);
     assertEquals(row.counters.incomplete, 1);
     assertEquals(row.counters.input_uncached, 7, "what was metered before the end is kept");
@@ -215,8 +188,7 @@ Deno.test("SIGTERM: a stream outliving the grace period ends with an error event
 Deno.test("live reload: a good file applies without restart, a broken one is refused, SIGHUP reloads", async () => {
   let release: () => void = () => {};
   const up = fakeUpstream((s) => {
-    const body = JSON.parse(new TextDecoder().decode(s.body));
-    if (body.slow) {
+    if (bodyJson(s).slow) {
       return new Promise((r) => release = () => r(Response.json({ type: "message", usage: {} })));
     }
     return Response.json({ type: "message", usage: { input_tokens: 1, output_tokens: 1 } });
@@ -238,24 +210,20 @@ Deno.test("live reload: a good file applies without restart, a broken one is ref
       headers: { "x-api-key": secret },
       body: JSON.stringify({ model, ...extra }),
     });
-  const waitFor = async (cond: () => boolean) => {
-    for (let i = 0; i < 100 && !cond(); i++) await new Promise((r) => setTimeout(r, 30));
-    assert(cond(), "condition not reached in time");
-  };
   try {
     assertEquals((await call("opus-new")).status, 400, "not routed yet");
     // A request in flight keeps the configuration it started with.
     const inflight = call("claude-test", { slow: true });
-    await waitFor(() => up.seen.length === 1);
+    await waitFor("the slow request reached the upstream", () => up.seen.length === 1);
 
     await Deno.writeTextFile(path, modelsFile(up.url, { opus: ["up"] }));
-    await waitFor(() => gw.ctx.registry.resolve("opus-new") !== null);
+    await waitFor("the new file applied", () => gw.ctx.registry.resolve("opus-new") !== null);
     const routed = await call("opus-new");
     assertEquals(routed.status, 200);
     await routed.body?.cancel();
 
     await Deno.writeTextFile(path, '{"providers": {"up": {"format": "grpc"}}}');
-    await waitFor(() => gw.ctx.registryStatus.error !== undefined);
+    await waitFor("the broken file refused", () => gw.ctx.registryStatus.error !== undefined);
     assert(gw.ctx.registry.resolve("opus-new"), "old config stays in force");
     const st = await fetch(`${gw.url}/admin/models`, { headers: { "x-api-key": ADMIN_KEY } });
     const j = await st.json();
@@ -267,7 +235,7 @@ Deno.test("live reload: a good file applies without restart, a broken one is ref
     // Fix the file without a watch event reaching us in time: SIGHUP reloads.
     await Deno.writeTextFile(path, modelsFile(up.url));
     Deno.kill(Deno.pid, "SIGHUP");
-    await waitFor(() => gw.ctx.registry.resolve("opus-new") === null);
+    await waitFor("SIGHUP reloaded", () => gw.ctx.registry.resolve("opus-new") === null);
     assertEquals(gw.ctx.registryStatus.error, undefined);
   } finally {
     await gw.shutdown();

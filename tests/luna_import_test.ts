@@ -4,15 +4,10 @@
  * history filed into the same buckets as live traffic, exactly and only once.
  */
 import { fileURLToPath } from "node:url";
-import { assert, assertEquals, assertIncludes, assertRejects } from "./assert.ts";
-import {
-  ADMIN_KEY,
-  type FakeUpstream,
-  fakeUpstream,
-  post,
-  startTestGateway,
-  testConfig,
-} from "./helpers.ts";
+import { assert, assertEquals, assertIncludes, assertRejects } from "./support/assert.ts";
+import { ADMIN_KEY, post, startStack, startTestGateway, testConfig } from "./support/gateway.ts";
+import { LUNA_ENV, lunaRegistry, lunaReply, lunaUpstream } from "./support/luna.ts";
+import { UNUSED_URL } from "./support/upstream.ts";
 import { BucketClock } from "../lib/ops/clock.ts";
 import { KeyStore, maskSecret, sha256Hex } from "../lib/store/keys.ts";
 import {
@@ -22,7 +17,6 @@ import {
   lunaPieces,
   UNKNOWN_MODEL,
 } from "../lib/store/luna_import.ts";
-import { parseRegistry, type Registry } from "../lib/config/registry.ts";
 import { startGateway } from "../lib/ops/server.ts";
 
 type Json = Record<string, unknown>;
@@ -30,7 +24,6 @@ type Json = Record<string, unknown>;
 type Any = any;
 
 const KEYS_PATH = fileURLToPath(new URL("./data/luna_keys.json", import.meta.url));
-const MODELS_PATH = fileURLToPath(new URL("./data/luna_models.json", import.meta.url));
 const LUNA: Any = JSON.parse(Deno.readTextFileSync(KEYS_PATH));
 const SECRETS = Object.keys(LUNA.keys);
 const byName = (name: string): [string, Any] =>
@@ -39,59 +32,21 @@ const [ALICE, alice] = byName("alice-laptop");
 const [BOB, bob] = byName("bob-old-ci");
 const [CAROL, carol] = byName("carol-deepseek-only");
 
-/** Every provider secret Luna's `models.json` names. */
-const LUNA_ENV: Record<string, string> = {
-  KIMI_API_KEY: "up-kimi",
-  DEEPSEEK_API_KEY: "up-deepseek",
-  ZAI_API_KEY: "up-zai",
-  JOSE_OPENAI_API_KEY: "up-openai",
-  JOSE_GEMINI_API_KEY: "up-gemini",
-  AIBERM_API_KEY: "up-aiberm",
-};
-
-/** Luna's real registry with every provider pointed at the fake upstream (`/<provider id>`). */
-function lunaRegistry(upstream: string): Registry {
-  const raw = JSON.parse(Deno.readTextFileSync(MODELS_PATH));
-  for (const [id, p] of Object.entries<Json>(raw.providers)) p.base_url = `${upstream}/${id}`;
-  return parseRegistry(raw, MODELS_PATH);
-}
-
-function upstream(): FakeUpstream {
-  return fakeUpstream((s) =>
-    s.path.endsWith("/messages")
-      ? Response.json({
-        type: "message",
-        content: [],
-        usage: { input_tokens: 1, output_tokens: 1 },
-      })
-      : Response.json({
-        object: "chat.completion",
-        choices: [{ index: 0, message: { role: "assistant", content: "ok" } }],
-        usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
-      })
-  );
-}
-
 async function setup(usageTz: string) {
-  const up = upstream();
-  const t = await startTestGateway({
-    registry: lunaRegistry(up.url),
+  const stack = await startStack(lunaReply, {
+    registry: lunaRegistry,
     env: LUNA_ENV,
     config: { keysFile: KEYS_PATH, usageTz },
   });
+  const { t } = stack;
   return {
-    up,
-    t,
+    ...stack,
     async admin(path: string): Promise<Any> {
       const res = await fetch(t.url + path, { headers: { "x-api-key": ADMIN_KEY } });
       assertEquals(res.status, 200, path);
       return await res.json();
     },
     idOf: (name: string): string => t.gw.ctx.keys.list().find((k) => k.name === name)!.id,
-    async close() {
-      await t.close();
-      await up.close();
-    },
   };
 }
 
@@ -337,7 +292,7 @@ Deno.test("importLunaFile twice, or a restart with KEYS_FILE, changes nothing in
     assertEquals(await dump(kv), before);
 
     // A fresh process (new KeyStore) over the same KV, importing at start.
-    const up = upstream();
+    const up = lunaUpstream();
     const gw = await startGateway({
       config: testConfig({ keysFile: KEYS_PATH }),
       registry: lunaRegistry(up.url),
@@ -597,7 +552,7 @@ Deno.test("a keys file that is not Luna's shape stops start-up with one message"
       assertIncludes(e2.message, bad);
       const e3 = await assertRejects(() =>
         startTestGateway({
-          registry: lunaRegistry("http://127.0.0.1:9"),
+          registry: lunaRegistry(UNUSED_URL),
           config: { keysFile: `${dir}/missing.json` },
           kv,
         })

@@ -5,13 +5,13 @@
  * random chunks, and with CRLF and CR line endings; the totals (and the
  * dispatched events) must never change. JSON cases go through `meterJson`.
  */
-import { assert, assertEquals } from "./assert.ts";
-import { lineEndings, prng } from "./rechunk.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { bytewise, lineEndings, prng, randomChunks } from "./support/rechunk.ts";
+import { meterChunks, type MeteredView, meteredView, tokensView } from "./support/meter.ts";
 import { anthropic } from "../lib/formats/anthropic.ts";
 import { openai, openaiTokens } from "../lib/formats/openai.ts";
 import type { ApiFormat } from "../lib/formats/format.ts";
 import type { Metered, Tokens } from "../lib/metering/tokens.ts";
-import { SseReader } from "../lib/metering/sse_reader.ts";
 
 const DIR = new URL("./data/streams/", import.meta.url);
 
@@ -24,77 +24,26 @@ interface Case {
   covers: string;
   /** JSON cases: the HTTP status the body came with. */
   httpStatus?: number;
-  expect: Expected;
-}
-
-interface Expected {
-  status: Metered["status"];
-  usageSeen: boolean;
-  errorType: string | null;
-  tokens: Tokens;
-  extra: { model: string; tokens: Tokens }[];
+  expect: MeteredView;
 }
 
 const CASES: Case[] = JSON.parse(Deno.readTextFileSync(new URL("cases.json", DIR)));
 const FORMATS: Record<Case["format"], ApiFormat> = { anthropic, openai };
 
-function tokens(t: Tokens): Tokens {
-  return {
-    inputUncached: t.inputUncached,
-    cacheRead: t.cacheRead,
-    cacheWrite: t.cacheWrite,
-    output: t.output,
-    webSearch: t.webSearch,
-    webFetch: t.webFetch,
-  };
-}
-
-/** The comparable view of a meter result (fixed key order, absent error type as null). */
-function view(m: Omit<Metered, "status"> & { status: Metered["status"] }): Expected {
-  return {
-    status: m.status,
-    usageSeen: m.usageSeen,
-    errorType: m.errorType ?? null,
-    tokens: tokens(m.tokens),
-    extra: m.extra.map((e) => ({ model: e.model, tokens: tokens(e.tokens) })),
-  };
-}
-
-/** What one run produced: the meter result and the events the reader dispatched. */
+/** One run: the meter result as JSON, the events the reader dispatched, and the result. */
 interface Run {
   metered: string;
   events: string;
-  result: Expected;
+  result: MeteredView;
 }
 
 /** Feeds `chunks` through an SseReader into a fresh meter of `format`. */
-function meterChunks(format: ApiFormat, chunks: Iterable<Uint8Array>): Run {
-  const meter = format.streamMeter();
+function meterRun(format: ApiFormat, chunks: Iterable<Uint8Array>): Run {
   const events: string[] = [];
-  const reader = new SseReader((name, data) => {
-    events.push(`${name ?? ""}\u0001${data}`);
-    meter.event(name, data);
-  });
-  for (const c of chunks) reader.push(c);
-  reader.end();
-  const result = view(meter.end());
+  const result = meteredView(
+    meterChunks(format, chunks, (name, data) => events.push(`${name ?? ""}\u0001${data}`)),
+  );
   return { metered: JSON.stringify(result), events: events.join("\u0002"), result };
-}
-
-/** Splits `b` into random chunks of 0 to 96 bytes (empty reads included). */
-function randomChunks(b: Uint8Array, rand: () => number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let i = 0;
-  while (i < b.length) {
-    const n = Math.floor(rand() * 97);
-    out.push(b.subarray(i, i + n));
-    i += n;
-  }
-  return out;
-}
-
-function* bytewise(b: Uint8Array): Generator<Uint8Array> {
-  for (let i = 0; i < b.length; i++) yield b.subarray(i, i + 1);
 }
 
 function hash(s: string): number {
@@ -128,7 +77,7 @@ for (const c of CASES.filter((c) => c.kind === "sse")) {
   Deno.test(`stream ${c.file}: ${c.expect.status}, same totals for every chunking and EOL`, () => {
     const format = FORMATS[c.format];
     const lf = read(c.file);
-    const ref = meterChunks(format, [lf]);
+    const ref = meterRun(format, [lf]);
     assertEquals(ref.result, c.expect, `${c.file}: whole stream (${c.covers})`);
     const rand = prng(hash(c.file));
 
@@ -139,14 +88,14 @@ for (const c of CASES.filter((c) => c.kind === "sse")) {
 
     for (const eol of ["LF", "CRLF", "CR"] as const) {
       const b = lineEndings(lf, eol);
-      check(meterChunks(format, [b]), `${eol} whole`);
+      check(meterRun(format, [b]), `${eol} whole`);
       for (let i = 0; i <= b.length; i++) {
-        check(meterChunks(format, [b.subarray(0, i), b.subarray(i)]), `${eol} split at ${i}`);
+        check(meterRun(format, [b.subarray(0, i), b.subarray(i)]), `${eol} split at ${i}`);
       }
-      check(meterChunks(format, bytewise(b)), `${eol} one byte per chunk`);
+      check(meterRun(format, bytewise(b)), `${eol} one byte per chunk`);
       for (let k = 0; k < 20; k++) {
-        const chunks = randomChunks(b, rand);
-        check(meterChunks(format, chunks), `${eol} random chunks ${chunks.map((x) => x.length)}`);
+        const chunks = randomChunks(b, rand, 96);
+        check(meterRun(format, chunks), `${eol} random chunks ${chunks.map((x) => x.length)}`);
       }
     }
   });
@@ -159,7 +108,7 @@ Deno.test("streams: damaged bytes never make the meter throw", () => {
     for (let k = 0; k < 30; k++) {
       const b = lf.slice();
       for (let j = 0; j < 4; j++) b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256);
-      const r = meterChunks(FORMATS[c.format], randomChunks(b, rand)).result;
+      const r = meterRun(FORMATS[c.format], randomChunks(b, rand, 96)).result;
       assert(["ok", "stream_error", "incomplete"].includes(r.status), `${c.file}: ${r.status}`);
     }
   }
@@ -176,7 +125,7 @@ for (const c of CASES.filter((c) => c.kind === "json")) {
     assert(c.httpStatus !== undefined, `${c.file}: httpStatus missing in cases.json`);
     const body = JSON.parse(new TextDecoder().decode(read(c.file)));
     const m = FORMATS[c.format].meterJson(body);
-    assertEquals(view({ ...m, status: jsonStatus(c.httpStatus, m) }), c.expect, c.covers);
+    assertEquals(meteredView({ ...m, status: jsonStatus(c.httpStatus, m) }), c.expect, c.covers);
   });
 }
 
@@ -184,7 +133,7 @@ Deno.test("meterJson: bodies that are not objects carry no usage", () => {
   for (const format of [anthropic, openai]) {
     for (const body of [undefined, null, 42, "text", [1, 2]]) {
       const m = format.meterJson(body);
-      assertEquals(view({ ...m, status: "ok" }).tokens, tokens(zero()));
+      assertEquals(meteredView({ ...m, status: "ok" }).tokens, tokensView(zero()));
       assertEquals(m.usageSeen, false);
     }
   }
@@ -195,7 +144,7 @@ function zero(): Tokens {
 }
 
 Deno.test("openaiTokens: subsets, clamping and the Gemini gap", () => {
-  const t = (u: Record<string, unknown>) => tokens(openaiTokens(u));
+  const t = (u: Record<string, unknown>) => tokensView(openaiTokens(u));
   // cached_tokens is preferred over DeepSeek's hit count and Kimi's top-level spelling.
   assertEquals(
     t({

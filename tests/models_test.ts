@@ -3,19 +3,18 @@
  * reach, in OpenAI's list shape, or in Anthropic's (Anthropic-format models
  * only, paged) when the request carries `anthropic-version`.
  */
-import { assert, assertEquals, assertIncludes } from "./assert.ts";
-import { ADMIN_KEY, startTestGateway, type TestGateway, testRegistry } from "./helpers.ts";
+import { assert, assertEquals, assertIncludes } from "./support/assert.ts";
+import { ADMIN_KEY, startTestGateway, type TestGateway, testRegistry } from "./support/gateway.ts";
+import { UNUSED_URL } from "./support/upstream.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
-/** Nothing is proxied here; the providers' base URL is never called. */
-const UNUSED_UPSTREAM = "http://127.0.0.1:9";
-
 const CLAUDES = ["claude-opus-4-6", "claude-sonnet-4-5", "claude-haiku-4-5"];
 
 function registry() {
-  return testRegistry(UNUSED_UPSTREAM, {
+  // Nothing is proxied here; the providers' base URL is never called.
+  return testRegistry(UNUSED_URL, {
     known_models: [
       ...CLAUDES.map((id) => ({
         id,

@@ -2,23 +2,17 @@
  * Metrics scraped after real traffic and parsed; request log lines parsed
  * and checked for their fields and for the absence of secrets and text.
  */
-import { assert, assertEquals, assertIncludes } from "./assert.ts";
-import {
-  ADMIN_KEY,
-  fakeUpstream,
-  post,
-  type Seen,
-  sseResponse,
-  startTestGateway,
-  TEST_ENV,
-} from "./helpers.ts";
+import { assert, assertEquals, assertIncludes } from "./support/assert.ts";
+import { ADMIN_KEY, post, startStack, startTestGateway, TEST_ENV } from "./support/gateway.ts";
+import { bodyJson, fakeUpstream, type Seen } from "./support/upstream.ts";
+import { sseResponse } from "./support/streams.ts";
 import { parseRegistry } from "../lib/config/registry.ts";
 
 const PROMPT = "PROMPT-TEXT-never-logged";
 const COMPLETION = "COMPLETION-TEXT-never-logged";
 
 function upstream(s: Seen): Response {
-  const b = JSON.parse(new TextDecoder().decode(s.body));
+  const b = bodyJson(s);
   if (b.model === "claude-broken") {
     return Response.json({ type: "error", error: { type: "api_error", message: "x" } }, {
       status: 500,
@@ -67,11 +61,11 @@ function parseMetrics(text: string): Map<string, number> {
 }
 
 async function traffic(perKey: boolean, metricsPublic = false) {
-  const up = fakeUpstream(upstream);
-  const t = await startTestGateway({
-    registry: registry(up.url),
+  const stack = await startStack(upstream, {
+    registry,
     config: { metricsPerKey: perKey, metricsPublic },
   });
+  const { t } = stack;
   const h = { "x-api-key": t.secret, "anthropic-version": "2023-06-01" };
   const messages = [{ role: "user", content: PROMPT }];
   const r1 = await post(
@@ -86,11 +80,11 @@ async function traffic(perKey: boolean, metricsPublic = false) {
   await r3.arrayBuffer();
   await t.gw.ctx.inflight.idle(2000);
   await t.gw.ctx.usageWriter.flush();
-  return { up, t, responses: [r1, r2, r3], r1Text };
+  return { ...stack, responses: [r1, r2, r3], r1Text };
 }
 
 Deno.test("metrics: requests, tokens, cost, latency, in-flight, breaker and KV writes after traffic", async () => {
-  const { up, t } = await traffic(false);
+  const { t, close } = await traffic(false);
   try {
     const denied = await fetch(`${t.url}/metrics`);
     assertEquals(denied.status, 401);
@@ -128,13 +122,12 @@ Deno.test("metrics: requests, tokens, cost, latency, in-flight, breaker and KV w
     assert(!text.includes("key_id"), "no per-key labels unless METRICS_PER_KEY");
     assert(!text.includes(t.secret) && !text.includes(TEST_ENV.ANTHROPIC_TEST_KEY));
   } finally {
-    await t.close();
-    await up.close();
+    await close();
   }
 });
 
 Deno.test("metrics: METRICS_PER_KEY adds key ids; METRICS_PUBLIC drops the admin key requirement", async () => {
-  const { up, t } = await traffic(true, true);
+  const { t, close } = await traffic(true, true);
   try {
     const res = await fetch(`${t.url}/metrics`);
     assertEquals(res.status, 200);
@@ -146,13 +139,12 @@ Deno.test("metrics: METRICS_PER_KEY adds key ids; METRICS_PUBLIC drops the admin
       2,
     );
   } finally {
-    await t.close();
-    await up.close();
+    await close();
   }
 });
 
 Deno.test("logs: one JSON line per request with ids, tokens, cost and timings; never secrets or text", async () => {
-  const { up, t, responses, r1Text } = await traffic(false);
+  const { t, close, responses, r1Text } = await traffic(false);
   try {
     assertIncludes(r1Text, COMPLETION, "the client did get the text");
     const lines = t.logs.map((l) => JSON.parse(l));
@@ -200,8 +192,7 @@ Deno.test("logs: one JSON line per request with ids, tokens, cost and timings; n
       }
     }
   } finally {
-    await t.close();
-    await up.close();
+    await close();
   }
 });
 

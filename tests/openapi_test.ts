@@ -3,8 +3,8 @@
  * reference resolves, and real responses of the gateway's own endpoints
  * match the zod schemas the document is generated from.
  */
-import { assert, assertEquals } from "./assert.ts";
-import { admin, fakeUpstream, post, startTestGateway, testRegistry } from "./helpers.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { admin, post, startStack } from "./support/gateway.ts";
 import { ROUTES } from "../lib/http/routes.ts";
 import * as S from "../lib/admin/schemas.ts";
 import { anthropic } from "../lib/formats/anthropic.ts";
@@ -31,8 +31,7 @@ function check<T>(schema: z.ZodType<T>, value: unknown, what: string): void {
 }
 
 Deno.test("openapi.json lists every route with its method, and every $ref resolves", async () => {
-  const up = fakeUpstream(() => Response.json({}));
-  const t = await startTestGateway({ registry: testRegistry(up.url) });
+  const { t, close } = await startStack(() => Response.json({}));
   try {
     const res = await fetch(`${t.url}/openapi.json`);
     assertEquals(res.status, 200);
@@ -51,19 +50,17 @@ Deno.test("openapi.json lists every route with its method, and every $ref resolv
     assertEquals(create.required, ["name"]);
     assertEquals(create.additionalProperties, false);
   } finally {
-    await t.close();
-    await up.close();
+    await close();
   }
 });
 
 Deno.test("real responses match the documented schemas", async () => {
-  const up = fakeUpstream(() =>
+  const { t, close } = await startStack(() =>
     Response.json({
       type: "message",
       usage: { input_tokens: 2, cache_read_input_tokens: 3, output_tokens: 4 },
     })
   );
-  const t = await startTestGateway({ registry: testRegistry(up.url) });
   try {
     const res = await post(`${t.url}/v1/messages`, { model: "claude-test" }, {
       "x-api-key": t.secret,
@@ -117,7 +114,6 @@ Deno.test("real responses match the documented schemas", async () => {
       "openai error",
     );
   } finally {
-    await t.close();
-    await up.close();
+    await close();
   }
 });

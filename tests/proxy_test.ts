@@ -2,17 +2,10 @@
  * End-to-end: the real gateway on port 0 in front of an in-process fake
  * upstream. Passthrough fidelity, header handling, metering and usage.
  */
-import { assert, assertEquals } from "./assert.ts";
-import {
-  chunkedResponse,
-  fakeUpstream,
-  post,
-  type Seen,
-  sseResponse,
-  startTestGateway,
-  TEST_ENV,
-  testRegistry,
-} from "./helpers.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { post, startStack, TEST_ENV } from "./support/gateway.ts";
+import { bodyJson, type Seen } from "./support/upstream.ts";
+import { chunkedResponse, sseResponse } from "./support/streams.ts";
 
 const dec = new TextDecoder();
 
@@ -61,7 +54,7 @@ const OPENAI_STREAM = [
 ];
 
 function upstreamHandler(s: Seen): Response {
-  const body = JSON.parse(dec.decode(s.body));
+  const body = bodyJson(s);
   if (s.path.endsWith("/messages/count_tokens")) return Response.json({ input_tokens: 321 });
   if (s.path.endsWith("/messages")) {
     if (body.model === "claude-error") {
@@ -96,17 +89,9 @@ function upstreamHandler(s: Seen): Response {
 }
 
 async function setup() {
-  const up = fakeUpstream(upstreamHandler);
-  const t = await startTestGateway({ registry: testRegistry(up.url) });
-  return {
-    up,
-    t,
-    async close() {
-      await t.close();
-      await up.close();
-    },
-    usage: async () => (await t.gw.ctx.usageReader.byKey(t.keyId)),
-  };
+  const stack = await startStack(upstreamHandler);
+  const { t } = stack;
+  return { ...stack, usage: async () => (await t.gw.ctx.usageReader.byKey(t.keyId)) };
 }
 
 Deno.test("anthropic stream: bytes pass through unchanged and usage overwrites, never adds", async () => {
@@ -306,16 +291,14 @@ Deno.test("compressed upstream bodies reach the client decoded and are metered",
     await new Response(new Blob([body]).stream().pipeThrough(new CompressionStream("gzip")))
       .arrayBuffer(),
   );
-  const up = fakeUpstream((s) => {
+  const { t, close } = await startStack((s) => {
     const accepts = s.headers.get("accept-encoding") ?? "";
     return accepts.includes("gzip")
-      ? chunkedResponse([gz.subarray(0, 50), gz.subarray(50)], 0, {
-        "content-type": "text/event-stream",
-        "content-encoding": "gzip",
+      ? chunkedResponse([gz.subarray(0, 50), gz.subarray(50)], {
+        headers: { "content-type": "text/event-stream", "content-encoding": "gzip" },
       })
       : chunkedResponse([body]);
   });
-  const t = await startTestGateway({ registry: testRegistry(up.url) });
   try {
     const res = await post(`${t.url}/v1/messages`, { model: "claude-test", stream: true }, {
       "x-api-key": t.secret,
@@ -326,7 +309,6 @@ Deno.test("compressed upstream bodies reach the client decoded and are metered",
     const [row] = await t.gw.ctx.usageReader.byKey(t.keyId);
     assertEquals(row.counters.output, 42);
   } finally {
-    await t.close();
-    await up.close();
+    await close();
   }
 });

@@ -4,8 +4,10 @@
  * a bad file fails with one message naming the file and the field.
  */
 import { fileURLToPath } from "node:url";
-import { assert, assertEquals, assertIncludes, assertRejects } from "./assert.ts";
-import { type FakeUpstream, fakeUpstream, post, startTestGateway } from "./helpers.ts";
+import { assert, assertEquals, assertIncludes, assertRejects } from "./support/assert.ts";
+import { post, startTestGateway } from "./support/gateway.ts";
+import type { FakeUpstream } from "./support/upstream.ts";
+import { LUNA_ENV as ALL_ENV, LUNA_MODELS, lunaRegistry, lunaUpstream } from "./support/luna.ts";
 import {
   loadRegistry,
   parseRegistry,
@@ -17,7 +19,6 @@ type Json = Record<string, unknown>;
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
-const LUNA_MODELS = fileURLToPath(new URL("./data/luna_models.json", import.meta.url));
 const SHARED_MODELS = fileURLToPath(new URL("../../shared/seed/models.json", import.meta.url));
 const BUNDLED_MODELS = fileURLToPath(new URL("../models.json", import.meta.url));
 
@@ -27,24 +28,6 @@ const lunaRaw = (): Any => JSON.parse(Deno.readTextFileSync(LUNA_MODELS));
 function chain(reg: Registry, model: string): string[] | null {
   return reg.resolve(model)?.chain.map((p) => p.id) ?? null;
 }
-
-/** Luna's registry with every provider pointed at the fake upstream (`/<provider id>`). */
-function lunaRegistry(upstream: string, edit: (raw: Any) => void = () => {}): Registry {
-  const raw = lunaRaw();
-  for (const [id, p] of Object.entries<Json>(raw.providers)) p.base_url = `${upstream}/${id}`;
-  edit(raw);
-  return parseRegistry(raw, LUNA_MODELS);
-}
-
-/** Every provider secret Luna's `models.json` names. */
-const ALL_ENV: Record<string, string> = {
-  KIMI_API_KEY: "up-kimi",
-  DEEPSEEK_API_KEY: "up-deepseek",
-  ZAI_API_KEY: "up-zai",
-  JOSE_OPENAI_API_KEY: "up-openai",
-  JOSE_GEMINI_API_KEY: "up-gemini",
-  AIBERM_API_KEY: "up-aiberm",
-};
 
 Deno.test("Luna's models.json loads unchanged: providers, formats, endpoints, known models", async () => {
   const reg = await loadRegistry(LUNA_MODELS);
@@ -155,22 +138,6 @@ function startLuna(env: Record<string, string>, up: FakeUpstream) {
   // Blank every provider secret the test does not set (TEST_ENV's do not matter here).
   const blank = Object.fromEntries(Object.keys(ALL_ENV).map((k) => [k, ""]));
   return startTestGateway({ registry: lunaRegistry(up.url), env: { ...blank, ...env } });
-}
-
-function lunaUpstream(): FakeUpstream {
-  return fakeUpstream((s) =>
-    s.path.endsWith("/messages")
-      ? Response.json({
-        type: "message",
-        content: [],
-        usage: { input_tokens: 1, output_tokens: 1 },
-      })
-      : Response.json({
-        object: "chat.completion",
-        choices: [],
-        usage: { prompt_tokens: 1, completion_tokens: 1 },
-      })
-  );
 }
 
 Deno.test("gateway: providers whose key env is unset are skipped; none set gives 503", async () => {

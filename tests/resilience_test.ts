@@ -4,18 +4,23 @@
  * disconnects. For each: what the client receives, which provider served,
  * and the usage recorded.
  */
-import { assert, assertEquals, assertIncludes } from "./assert.ts";
-import { rawServer, reset, writeChunk, writeSseHead } from "./faults.ts";
-import { fakeUpstream, startTestGateway, type TestGateway } from "./helpers.ts";
+import { assert, assertEquals, assertIncludes } from "./support/assert.ts";
+import { rawServer, reset, writeChunk, writeSseHead } from "./support/faults.ts";
+import { ADMIN_KEY, startTestGateway, type TestGateway } from "./support/gateway.ts";
+import { fakeUpstream, untilAborted, UNUSED_URL } from "./support/upstream.ts";
+import { chunkedResponse } from "./support/streams.ts";
+import { anthropicSse } from "./support/replies.ts";
+import { delay, waitFor } from "./support/wait.ts";
 import { parseRegistry } from "../lib/config/registry.ts";
 import type { UsageRow } from "../lib/store/usage/reader.ts";
 
-const START =
-  'event: message_start\ndata: {"type":"message_start","message":{"id":"m1","usage":{"input_tokens":10,"cache_read_input_tokens":5,"output_tokens":1}}}\n\n';
-const DELTA =
-  'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}\n\n';
-const END =
-  'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":20}}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n';
+const START = anthropicSse.start({
+  input_tokens: 10,
+  cache_read_input_tokens: 5,
+  output_tokens: 1,
+});
+const DELTA = anthropicSse.delta();
+const END = anthropicSse.end({ output_tokens: 20 }, { stop_reason: "end_turn" });
 const OK_JSON = { type: "message", usage: { input_tokens: 3, output_tokens: 4 } };
 
 /** Two Anthropic providers on one chain (`claude*`: a then b) with short test timeouts. */
@@ -109,7 +114,7 @@ Deno.test("429 with retry-after-ms is waited for and retried on the same provide
       )
       : Response.json(OK_JSON)
   );
-  const t = await gateway(a.url, "http://127.0.0.1:9");
+  const t = await gateway(a.url, UNUSED_URL);
   try {
     const t0 = performance.now();
     const res = await call(t, "solo-x");
@@ -203,9 +208,7 @@ Deno.test("connection reset before headers falls back; with nothing left, 502 na
 });
 
 Deno.test("an upstream that hangs before headers times out: fallback, or 504 in the native shape", async () => {
-  const hang = fakeUpstream((s) =>
-    new Promise((resolve) => s.signal.addEventListener("abort", () => resolve(new Response(""))))
-  );
+  const hang = fakeUpstream((s) => untilAborted(s));
   const ok = jsonUp();
   const t = await gateway(hang.url, ok.url, { retries: { max: 0 } });
   try {
@@ -231,10 +234,10 @@ Deno.test("reset mid-stream: the client gets what was sent, then a native error 
     await writeSseHead(conn);
     await writeChunk(conn, START);
     await writeChunk(conn, DELTA);
-    await new Promise((r) => setTimeout(r, 50));
+    await delay(50);
     reset(conn);
   });
-  const t = await gateway(a.url, "http://127.0.0.1:9");
+  const t = await gateway(a.url, UNUSED_URL);
   try {
     const res = await call(t, "solo-x", true);
     assertEquals(res.status, 200);
@@ -258,24 +261,17 @@ Deno.test("reset mid-stream: the client gets what was sent, then a native error 
 
 Deno.test("a stream silent past idle_ms ends with an error event; usage so far recorded as incomplete", async () => {
   let cancelled = false;
-  const a = fakeUpstream(() => {
-    const enc = new TextEncoder();
-    let i = 0;
-    return new Response(
-      new ReadableStream({
-        async pull(c) {
-          if (i++ === 0) return c.enqueue(enc.encode(START));
-          await new Promise((r) => setTimeout(r, 2000)); // slow drip
-          c.enqueue(enc.encode(DELTA));
-        },
-        cancel() {
-          cancelled = true;
-        },
-      }),
-      { headers: { "content-type": "text/event-stream" } },
-    );
-  });
-  const t = await gateway(a.url, "http://127.0.0.1:9");
+  // START, then a slow drip of deltas.
+  const a = fakeUpstream(() =>
+    chunkedResponse(
+      (function* () {
+        yield START;
+        for (;;) yield DELTA;
+      })(),
+      { gapMs: 2000, onCancel: () => cancelled = true },
+    )
+  );
+  const t = await gateway(a.url, UNUSED_URL);
   try {
     const t0 = performance.now();
     const res = await call(t, "solo-x", true);
@@ -286,8 +282,7 @@ Deno.test("a stream silent past idle_ms ends with an error event; usage so far r
     const [row] = await settled(t);
     assertEquals(row.counters.incomplete, 1);
     assertEquals(row.counters.input_uncached, 10);
-    await new Promise((r) => setTimeout(r, 200));
-    assert(cancelled, "the upstream saw the cancellation");
+    await waitFor("the upstream saw the cancellation", () => cancelled);
   } finally {
     await t.close();
     await a.close();
@@ -304,7 +299,7 @@ Deno.test("malformed SSE and a huge event pass through untouched; usage still co
   const a = fakeUpstream(() =>
     new Response(body, { headers: { "content-type": "text/event-stream" } })
   );
-  const t = await gateway(a.url, "http://127.0.0.1:9", { timeouts: { idle_ms: 5000 } });
+  const t = await gateway(a.url, UNUSED_URL, { timeouts: { idle_ms: 5000 } });
   try {
     const res = await call(t, "solo-x", true);
     assertEquals(await res.text(), body);
@@ -334,7 +329,7 @@ Deno.test("breaker: opens after repeated failures, skips the provider, then one 
   });
   const adminModels = async () => {
     const r = await fetch(`${t.url}/admin/models`, {
-      headers: { "x-api-key": "test-admin-key-0123456789" },
+      headers: { "x-api-key": ADMIN_KEY },
     });
     const j = await r.json();
     return j.providers.find((p: { id: string }) => p.id === "a");
@@ -355,7 +350,7 @@ Deno.test("breaker: opens after repeated failures, skips the provider, then one 
     await solo.body?.cancel();
     assertEquals(a.seen.length, 3, "the only provider still got the request");
 
-    await new Promise((r) => setTimeout(r, 350));
+    await delay(350); // the cooldown
     healthy = true;
     const probe = await call(t, "claude-x");
     assertEquals(probe.status, 200);
@@ -403,32 +398,15 @@ Deno.test("breaker: a single-provider chain is never refused by its own breaker 
   }
 });
 
+/** START, seven deltas and END, 40 ms apart. */
 function slowStream(onCancel: () => void, onEnd?: () => void) {
-  const enc = new TextEncoder();
-  let i = 0;
-  return new Response(
-    new ReadableStream({
-      async pull(c) {
-        if (i === 0) {
-          i++;
-          return c.enqueue(enc.encode(START));
-        }
-        await new Promise((r) => setTimeout(r, 40));
-        if (i++ < 8) return c.enqueue(enc.encode(DELTA));
-        c.enqueue(enc.encode(END));
-        c.close();
-        onEnd?.();
-      },
-      cancel: onCancel,
-    }),
-    { headers: { "content-type": "text/event-stream" } },
-  );
+  return chunkedResponse([START, ...Array(7).fill(DELTA), END], { gapMs: 40, onCancel, onEnd });
 }
 
 Deno.test("client disconnect cancels the upstream within 100 ms; usage so far is incomplete", async () => {
   let cancelledAt = 0;
   const a = fakeUpstream(() => slowStream(() => cancelledAt = performance.now()));
-  const t = await gateway(a.url, "http://127.0.0.1:9", { timeouts: { idle_ms: 5000 } });
+  const t = await gateway(a.url, UNUSED_URL, { timeouts: { idle_ms: 5000 } });
   try {
     const ac = new AbortController();
     const res = await call(t, "solo-x", true, ac.signal);
@@ -436,8 +414,7 @@ Deno.test("client disconnect cancels the upstream within 100 ms; usage so far is
     await reader.read();
     const abortedAt = performance.now();
     ac.abort();
-    await new Promise((r) => setTimeout(r, 150));
-    assert(cancelledAt > 0, "the upstream saw the cancellation");
+    await waitFor("the upstream saw the cancellation", () => cancelledAt > 0);
     assert(
       cancelledAt - abortedAt < 100,
       `cancelled after ${Math.round(cancelledAt - abortedAt)} ms`,
@@ -454,7 +431,7 @@ Deno.test("client disconnect cancels the upstream within 100 ms; usage so far is
 Deno.test("on_disconnect drain: the upstream is read to its end and exact usage recorded", async () => {
   let ended = false, cancelled = false;
   const a = fakeUpstream(() => slowStream(() => cancelled = true, () => ended = true));
-  const t = await gateway(a.url, "http://127.0.0.1:9", {
+  const t = await gateway(a.url, UNUSED_URL, {
     timeouts: { idle_ms: 5000 },
     on_disconnect: "drain",
   });
@@ -475,26 +452,16 @@ Deno.test("on_disconnect drain: the upstream is read to its end and exact usage 
 
 Deno.test("client disconnect before the response: the upstream request is cancelled, usage incomplete", async () => {
   let abortedAt = 0;
-  const a = fakeUpstream((s) =>
-    new Promise((resolve) =>
-      s.signal.addEventListener("abort", () => {
-        abortedAt = performance.now();
-        resolve(new Response(""));
-      })
-    )
-  );
-  const t = await gateway(a.url, "http://127.0.0.1:9", { timeouts: { ttfb_ms: 5000 } });
+  const a = fakeUpstream((s) => untilAborted(s, () => abortedAt = performance.now()));
+  const t = await gateway(a.url, UNUSED_URL, { timeouts: { ttfb_ms: 5000 } });
   try {
     const ac = new AbortController();
     const pending = call(t, "solo-x", false, ac.signal).catch(() => undefined);
-    for (let i = 0; i < 100 && a.seen.length === 0; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitFor("the request reached the upstream", () => a.seen.length > 0);
     const at = performance.now();
     ac.abort();
     await pending;
-    await new Promise((r) => setTimeout(r, 150));
-    assert(abortedAt > 0, "the upstream saw the cancellation");
+    await waitFor("the upstream saw the cancellation", () => abortedAt > 0);
     assert(abortedAt - at < 100, `cancelled after ${Math.round(abortedAt - at)} ms`);
     const [row] = await settled(t);
     assertEquals(row.counters.requests, 1);

@@ -6,13 +6,12 @@
  */
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { assert, assertEquals, assertIncludes } from "./assert.ts";
-import { fakeUpstream, type Seen, startTestGateway, testRegistry } from "./helpers.ts";
-
-const dec = new TextDecoder();
+import { assert, assertEquals, assertIncludes } from "./support/assert.ts";
+import { startStack } from "./support/gateway.ts";
+import { bodyJson, type Seen } from "./support/upstream.ts";
 
 function upstream(s: Seen): Response {
-  const b = JSON.parse(dec.decode(s.body));
+  const b = bodyJson(s);
   if (s.path.endsWith("/messages")) {
     if (!b.stream) {
       return Response.json({
@@ -89,8 +88,7 @@ function upstream(s: Seen): Response {
 }
 
 Deno.test("official SDKs work unchanged through the gateway, and their usage is metered", async () => {
-  const up = fakeUpstream(upstream);
-  const t = await startTestGateway({ registry: testRegistry(up.url) });
+  const { t, close } = await startStack(upstream);
   try {
     const openai = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: t.secret, maxRetries: 0 });
     const stream = await openai.chat.completions.create({
@@ -151,7 +149,6 @@ Deno.test("official SDKs work unchanged through the gateway, and their usage is 
     assertEquals(by["claude-test"].cache_read, 3);
     assertEquals(by["claude-test"].output, 7);
   } finally {
-    await t.close();
-    await up.close();
+    await close();
   }
 });

@@ -5,8 +5,9 @@
  * and pass every other byte through unchanged, however the stream is chunked
  * and whatever its line endings.
  */
-import { assert, assertEquals } from "./assert.ts";
-import { lineEndings, prng } from "./rechunk.ts";
+import { assert, assertEquals } from "./support/assert.ts";
+import { bytewise, lineEndings, prng, randomChunks } from "./support/rechunk.ts";
+import { concatBytes } from "./support/streams.ts";
 import { openai } from "../lib/formats/openai.ts";
 
 const DIR = new URL("./data/streams/", import.meta.url);
@@ -20,16 +21,6 @@ function filter(chunks: Iterable<Uint8Array>): Uint8Array[] {
   const emit = (b: Uint8Array) => out.push(b.slice());
   for (const c of chunks) d.push(c, emit);
   d.flush(emit);
-  return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let i = 0;
-  for (const p of parts) {
-    out.set(p, i);
-    i += p.length;
-  }
   return out;
 }
 
@@ -74,21 +65,14 @@ function checkAllChunkings(name: string, input: Uint8Array, expected: Uint8Array
     const b = lineEndings(input, eol);
     const want = dec.decode(lineEndings(expected, eol));
     const check = (chunks: Uint8Array[], what: string) => {
-      const got = dec.decode(concat(filter(chunks)));
+      const got = dec.decode(concatBytes(filter(chunks)));
       if (got !== want) assertEquals(got, want, `${name}: ${eol} ${what}`);
     };
     check([b], "whole");
     for (let i = 0; i <= b.length; i++) check([b.subarray(0, i), b.subarray(i)], `split at ${i}`);
-    const bytes: Uint8Array[] = [];
-    for (let i = 0; i < b.length; i++) bytes.push(b.subarray(i, i + 1));
-    check(bytes, "one byte per chunk");
+    check(bytewise(b), "one byte per chunk");
     for (let k = 0; k < 20; k++) {
-      const chunks: Uint8Array[] = [];
-      for (let i = 0; i < b.length;) {
-        const n = Math.floor(rand() * 80);
-        chunks.push(b.subarray(i, i + n));
-        i += n;
-      }
+      const chunks = randomChunks(b, rand, 79);
       check(chunks, `random chunks ${chunks.map((c) => c.length)}`);
     }
   }
@@ -107,7 +91,7 @@ Deno.test("dropper: removes exactly the injected usage-only event", () => {
   ];
   const input = enc.encode(events.join(""));
   const expected = enc.encode([events[0], events[1], events[3]].join(""));
-  assertEquals(dec.decode(concat(filter([input]))), dec.decode(expected));
+  assertEquals(dec.decode(concatBytes(filter([input]))), dec.decode(expected));
   checkAllChunkings("hand-built", input, expected);
 });
 
@@ -148,9 +132,9 @@ Deno.test("dropper: an unterminated last event is decided at flush", () => {
   const d = openai.streamUsage!.usageEventFilter();
   const out: Uint8Array[] = [];
   d.push(input, (b) => out.push(b.slice()));
-  assertEquals(dec.decode(concat(out)), head, "the partial event waits for its end");
+  assertEquals(dec.decode(concatBytes(out)), head, "the partial event waits for its end");
   d.flush((b) => out.push(b.slice()));
-  assertEquals(dec.decode(concat(out)), dec.decode(input));
+  assertEquals(dec.decode(concatBytes(out)), dec.decode(input));
 });
 
 Deno.test("dropper: whole events without a candidate pass through as the same bytes", () => {

@@ -3,7 +3,7 @@
  * (its key over KV's size limit) is set aside alone, and every other
  * request of the same batch, and of later ones, is written.
  */
-import { assertEquals } from "./assert.ts";
+import { assertEquals } from "./support/assert.ts";
 import { BucketClock } from "../lib/ops/clock.ts";
 import { countersOf } from "../lib/store/usage/counters.ts";
 import { UsageReader } from "../lib/store/usage/reader.ts";

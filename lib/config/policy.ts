@@ -51,7 +51,7 @@ export const PolicySchema = z.strictObject({
 });
 
 /** Policy fields as written. */
-type PolicyInput = z.infer<typeof PolicySchema>;
+export type PolicyInput = z.infer<typeof PolicySchema>;
 
 /** A complete policy. */
 export interface Policy {
@@ -138,14 +138,20 @@ export function retryDelay(
   return Math.round(cap / 2 + random() * (cap / 2));
 }
 
+const HTTP_DATE =
+  /^(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT|[A-Z][a-z]+, \d{2}-[A-Z][a-z]{2}-\d{2} \d{2}:\d{2}:\d{2} GMT|[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4})$/;
+
 /** The wait an upstream asked for, from `retry-after-ms` or `Retry-After` (seconds or a date). */
-function retryAfterMs(headers: Headers | undefined, now: number): number | undefined {
+export function retryAfterMs(headers: Headers | undefined, now: number): number | undefined {
   if (!headers) return undefined;
   const precise = headers.get("retry-after-ms");
   if (precise !== null && /^\d+(\.\d+)?$/.test(precise.trim())) return Math.ceil(Number(precise));
   const ra = headers.get("retry-after")?.trim();
   if (!ra) return undefined;
   if (/^\d+(\.\d+)?$/.test(ra)) return Math.ceil(Number(ra) * 1000);
+  // Only an HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT" and its two obsolete forms):
+  // Date.parse reads text such as "soon 5" or "-1" as dates long past.
+  if (!HTTP_DATE.test(ra)) return undefined;
   const at = Date.parse(ra);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }

@@ -1,6 +1,6 @@
 /**
- * Byte-stream variations for metering and filter tests: other line endings
- * and reproducible random splits.
+ * Byte-stream variations for metering and filter tests: other line endings,
+ * one byte at a time, and reproducible random splits.
  */
 
 /** Rewrites every LF byte as CRLF or CR (inputs must contain no raw CR). */
@@ -25,4 +25,26 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * Splits `b` into chunks of 0 to `max` bytes drawn from `rand` (empty reads
+ * included, as a network may deliver them).
+ */
+export function randomChunks(b: Uint8Array, rand: () => number, max: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let i = 0;
+  while (i < b.length) {
+    const n = Math.floor(rand() * (max + 1));
+    out.push(b.subarray(i, i + n));
+    i += n;
+  }
+  return out;
+}
+
+/** `b` one byte per chunk. */
+export function bytewise(b: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < b.length; i++) out.push(b.subarray(i, i + 1));
+  return out;
 }

@@ -1,60 +1,16 @@
 /**
- * Test helpers: fake upstreams on 127.0.0.1 port 0, a gateway on port 0
- * with in-memory KV, and small HTTP conveniences. No test touches the
- * internet.
+ * The gateway under test, in process: on 127.0.0.1 port 0 with in-memory KV,
+ * a test registry whose providers all point at one fake upstream, one client
+ * key, a clock the test moves, and small HTTP conveniences.
  */
-import { type Config, loadConfig } from "../lib/config/env.ts";
-import { parseRegistry, type Registry } from "../lib/config/registry.ts";
-import { type Gateway, startGateway } from "../lib/ops/server.ts";
-import type { Clock } from "../lib/ops/clock.ts";
+import { type Config, loadConfig } from "../../lib/config/env.ts";
+import { parseRegistry, type Registry } from "../../lib/config/registry.ts";
+import { type Gateway, startGateway } from "../../lib/ops/server.ts";
+import type { Clock } from "../../lib/ops/clock.ts";
+import { type FakeUpstream, fakeUpstream, type Seen } from "./upstream.ts";
 
 /** The admin secret every test gateway uses. */
 export const ADMIN_KEY = "test-admin-key-0123456789";
-
-/** One request as the fake upstream saw it. */
-export interface Seen {
-  method: string;
-  path: string;
-  search: string;
-  headers: Headers;
-  body: Uint8Array;
-  /** Aborts when the gateway drops the connection. */
-  signal: AbortSignal;
-}
-
-/** A fake provider server. */
-export interface FakeUpstream {
-  url: string;
-  seen: Seen[];
-  close(): Promise<void>;
-}
-
-/** Starts a fake upstream; `handler` answers each request after its body is read. */
-export function fakeUpstream(
-  handler: (seen: Seen, req: Request) => Response | Promise<Response>,
-): FakeUpstream {
-  const seen: Seen[] = [];
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async (req) => {
-    const url = new URL(req.url);
-    const s: Seen = {
-      method: req.method,
-      path: url.pathname,
-      search: url.search,
-      headers: req.headers,
-      body: new Uint8Array(await req.arrayBuffer()),
-      signal: req.signal,
-    };
-    seen.push(s);
-    return await handler(s, req);
-  });
-  return {
-    url: `http://127.0.0.1:${server.addr.port}`,
-    seen,
-    close: async () => {
-      await server.shutdown();
-    },
-  };
-}
 
 /** Test configuration: port 0 on 127.0.0.1, in-memory KV, admin on, no coalescing delay. */
 export function testConfig(over: Partial<Config> = {}): Config {
@@ -189,28 +145,41 @@ export async function admin(
   return { status: res.status, json: await res.json() };
 }
 
-/** An SSE response from event strings (each a full `event:`/`data:` block without the blank line). */
-export function sseResponse(events: string[], headers: Record<string, string> = {}): Response {
-  return new Response(events.map((e) => e + "\n\n").join(""), {
-    headers: { "content-type": "text/event-stream", ...headers },
-  });
+/** A clock the test sets by hand (ISO instants). */
+export function fakeClock(iso: string): Clock & { set(iso: string): void } {
+  let t = Date.parse(iso);
+  return { now: () => t, set: (s) => t = Date.parse(s) };
 }
 
-/** A response streaming the given chunks, waiting `delayMs` between them. */
-export function chunkedResponse(
-  chunks: (string | Uint8Array)[],
-  delayMs = 0,
-  headers: Record<string, string> = { "content-type": "text/event-stream" },
-): Response {
-  const enc = new TextEncoder();
-  let i = 0;
-  const body = new ReadableStream<Uint8Array>({
-    async pull(c) {
-      if (i >= chunks.length) return c.close();
-      if (delayMs && i > 0) await new Promise((r) => setTimeout(r, delayMs));
-      const ch = chunks[i++];
-      c.enqueue(typeof ch === "string" ? enc.encode(ch) : ch);
-    },
-  });
-  return new Response(body, { headers });
+/** A fake upstream with a test gateway in front of it. */
+export interface Stack {
+  up: FakeUpstream;
+  t: TestGateway;
+  /** Stops the gateway, then the upstream. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a fake upstream answering with `handler` and a gateway routing to
+ * it (by default through {@link testRegistry}).
+ */
+export async function startStack(
+  handler: (seen: Seen, req: Request) => Response | Promise<Response>,
+  o: Omit<TestOptions, "registry"> & { registry?: (upstream: string) => Registry } = {},
+): Promise<Stack> {
+  const up = fakeUpstream(handler);
+  try {
+    const t = await startTestGateway({ ...o, registry: (o.registry ?? testRegistry)(up.url) });
+    return {
+      up,
+      t,
+      close: async () => {
+        await t.close();
+        await up.close();
+      },
+    };
+  } catch (e) {
+    await up.close();
+    throw e;
+  }
 }
