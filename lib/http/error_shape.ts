@@ -3,6 +3,7 @@
  * its own native body (see `ApiFormat.error`); the admin API answers with
  * Luna's `detail` plus a structured `error`.
  */
+import type { GatewayError } from "./errors.ts";
 import { jsonResponse } from "./json.ts";
 
 /** Renders a gateway error in one native shape. */
@@ -16,3 +17,10 @@ export const ADMIN_SHAPE: ErrorShape = {
     return jsonResponse(status, { detail: message, error: { message, type: code, code } });
   },
 };
+
+/** Renders a gateway error in a shape, with its extra headers. */
+export function errorResponse(shape: ErrorShape, e: GatewayError): Response {
+  const res = shape.error(e.status, e.message, e.code);
+  for (const [k, v] of Object.entries(e.headers ?? {})) res.headers.set(k, v);
+  return res;
+}

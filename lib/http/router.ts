@@ -7,7 +7,7 @@ import type { Context } from "../context.ts";
 import { newId } from "../ops/ids.ts";
 import { errorMessage } from "../ops/log.ts";
 import type { Call, Handler } from "./call.ts";
-import type { ErrorShape } from "./error_shape.ts";
+import { errorResponse, type ErrorShape } from "./error_shape.ts";
 import { errors, GatewayError } from "./errors.ts";
 import { type RequestUrl, requestUrl } from "./request_url.ts";
 
@@ -41,13 +41,6 @@ function match(parts: string[], path: string[]): Record<string, string> | undefi
     } else if (parts[i] !== path[i]) return undefined;
   }
   return params;
-}
-
-/** Renders a gateway error in a shape, with its extra headers. */
-export function errorResponse(shape: ErrorShape, e: GatewayError): Response {
-  const res = shape.error(e.status, e.message, e.code);
-  for (const [k, v] of Object.entries(e.headers ?? {})) res.headers.set(k, v);
-  return res;
 }
 
 /** The access log line of a request no pipeline stage logged itself. */

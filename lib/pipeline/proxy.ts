@@ -17,7 +17,7 @@ import type { Registry } from "../config/registry.ts";
 import type { Context } from "../context.ts";
 import type { ApiFormat, FormatEndpoint } from "../formats/format.ts";
 import type { ClientCall, ClientHandler } from "../http/call.ts";
-import { errorResponse } from "../http/router.ts";
+import { errorResponse } from "../http/error_shape.ts";
 import type { GatewayError } from "../http/errors.ts";
 import { admit } from "./admit.ts";
 import { attempt, type Attempted } from "./attempt.ts";
@@ -75,7 +75,6 @@ export function proxyHandler(format: ApiFormat, endpoint: FormatEndpoint): Clien
         endpoint,
         model: body.value.model,
         requestId: call.id,
-        t0: call.t0,
         shutdown: tracked.signal,
         onEnd: finish,
       });

@@ -37,8 +37,6 @@ export interface RespondInput {
   /** The model asked for (for messages naming it). */
   model: string;
   requestId: string;
-  /** `performance.now()` when the request arrived. */
-  t0: number;
   /** Aborts when shutdown ends the request; a stream then gets an error event. */
   shutdown: AbortSignal;
   /** Called once, when the response has ended. */
