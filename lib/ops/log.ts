@@ -49,6 +49,10 @@ function bufferedStdout(): Sink & { flush(): void } {
   return Object.assign(sink, { flush });
 }
 
+// A pretty value is written bare only when it cannot be mistaken for more fields or
+// lines; anything else (client input with newlines, spaces, quotes) is JSON-quoted.
+const PLAIN = /^[\w.:/@+*,-]*$/;
+
 /** A leveled, structured logger. */
 export class Logger {
   #min: number;
@@ -84,7 +88,7 @@ export class Logger {
     }
     const rest = Object.entries(fields)
       .filter(([, v]) => v !== undefined && v !== null)
-      .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+      .map(([k, v]) => `${k}=${typeof v === "string" && PLAIN.test(v) ? v : JSON.stringify(v)}`)
       .join(" ");
     this.#sink(`${time} ${level.toUpperCase().padEnd(5)} ${msg}${rest ? " " + rest : ""}`, urgent);
   }

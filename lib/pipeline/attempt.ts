@@ -109,6 +109,27 @@ export function attemptFailed(
   else health.failure(ctx.clock.now(), provider.policy, message, status);
 }
 
+/** One line per upstream attempt: failed ones at `warn`, the others at `debug`. */
+function logAttempt(
+  ctx: Context,
+  requestId: string,
+  provider: Provider,
+  n: number,
+  started: number,
+  outcome: { status?: number; error?: string; failed?: boolean },
+): void {
+  const level = outcome.failed ? "warn" : "debug";
+  if (!ctx.log.enabled(level)) return;
+  ctx.log.log(level, outcome.failed ? "upstream attempt failed" : "upstream attempt", {
+    request_id: requestId,
+    provider: provider.id,
+    attempt: n + 1,
+    status: outcome.status,
+    error: outcome.error,
+    ms: Math.round(performance.now() - started),
+  });
+}
+
 function attemptSucceeded(ctx: Context, provider: Provider, ms: number): void {
   ctx.health.get(provider.id).success(ctx.clock.now(), ms);
   ctx.metrics.upstream.observe({ provider: provider.id }, ms / 1000);
@@ -193,6 +214,7 @@ export async function attempt(ctx: Context, a: AttemptInput): Promise<Attempted>
         const retryable = RETRYABLE_STATUS.has(res.status);
         if (!retryable && a.stream && res.body && isEventStream(res.headers)) {
           attemptSucceeded(ctx, provider, sent.ttfbMs);
+          logAttempt(ctx, a.requestId, provider, n, started, { status: res.status });
           return {
             ...tries,
             kind: "stream",
@@ -207,6 +229,7 @@ export async function attempt(ctx: Context, a: AttemptInput): Promise<Attempted>
         const read = await readBodyWithin(ctx, res, policy.idleMs, totalDeadline, current);
         if (read.ok && !retryable) {
           attemptSucceeded(ctx, provider, sent.ttfbMs);
+          logAttempt(ctx, a.requestId, provider, n, started, { status: res.status });
           return { ...tries, kind: "complete", provider, res, bytes: read.bytes, upstreamMs };
         }
         if (read.ok) {
@@ -218,16 +241,11 @@ export async function attempt(ctx: Context, a: AttemptInput): Promise<Attempted>
           last = failureOf(provider, read, true);
         }
       }
-      if (ctx.log.enabled("debug")) {
-        ctx.log.debug("upstream attempt failed", {
-          request_id: a.requestId,
-          provider: provider.id,
-          attempt: n + 1,
-          status: last.kind === "response" ? last.res.status : last.status,
-          error: last.kind === "error" ? last.message : undefined,
-          ms: Math.round(performance.now() - started),
-        });
-      }
+      logAttempt(ctx, a.requestId, provider, n, started, {
+        status: last.kind === "response" ? last.res.status : last.status,
+        error: last.kind === "error" ? last.message : undefined,
+        failed: true,
+      });
       if (n >= policy.retries) return null;
       const wait = retryDelay(policy, n, retryHeaders, ctx.clock.now());
       if (performance.now() + wait >= deadlineAt) return null;
