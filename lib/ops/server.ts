@@ -11,8 +11,8 @@ import type { Config } from "../config/env.ts";
 import type { Context } from "../context.ts";
 import { Inflight } from "./inflight.ts";
 import { KeyStore } from "../store/keys.ts";
-import { VERSION } from "./health.ts";
 import { errorMessage, Logger, type Sink } from "./log.ts";
+import { addGauges } from "./gauges.ts";
 import { Metrics } from "./metrics.ts";
 import { importLunaFile } from "../store/luna_import.ts";
 import { loadRegistry, type Registry } from "../config/registry.ts";
@@ -95,64 +95,6 @@ async function createContext(opts: GatewayOptions): Promise<Context> {
   };
   addGauges(ctx);
   return ctx;
-}
-
-const BREAKER_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
-
-/** Gauges computed from live state at scrape time. */
-function addGauges(ctx: Context): void {
-  const m = ctx.metrics;
-  m.gauge(
-    "gateway_in_flight_requests",
-    "Requests being handled now.",
-    [],
-    () => [[{}, ctx.inflight.size]],
-  );
-  m.gauge(
-    "gateway_open_streams",
-    "Streamed responses being relayed now.",
-    [],
-    () => [[{}, ctx.inflight.streams]],
-  );
-  m.gauge(
-    "gateway_breaker_state",
-    "Circuit breaker per provider: 0 closed, 1 half-open, 2 open.",
-    ["provider"],
-    () =>
-      [...ctx.registry.providers.keys()].map((
-        id,
-      ) => [
-        { provider: id },
-        BREAKER_VALUE[ctx.health.get(id).view(ctx.clock.now()).state as keyof typeof BREAKER_VALUE],
-      ]),
-  );
-  m.gauge(
-    "gateway_provider_configured",
-    "1 when the provider's API key is set.",
-    ["provider"],
-    () =>
-      [...ctx.registry.providers.values()].map((p) => [
-        { provider: p.id },
-        !p.apiKeyEnv || ctx.env(p.apiKeyEnv) ? 1 : 0,
-      ]),
-  );
-  m.gauge(
-    "gateway_usage_pending_batches",
-    "Usage batches waiting to be written to KV.",
-    [],
-    () => [[
-      {},
-      ctx.usageWriter.pending,
-    ]],
-  );
-  m.gauge("gateway_uptime_seconds", "Seconds since the gateway started.", [], () => [[
-    {},
-    Math.floor((ctx.clock.now() - ctx.startedAt) / 1000),
-  ]]);
-  m.gauge("gateway_build_info", "Gateway and Deno versions.", ["version", "deno"], () => [[
-    { version: VERSION, deno: Deno.version.deno },
-    1,
-  ]]);
 }
 
 /** A running gateway. */
