@@ -13,6 +13,7 @@ import { errorMessage } from "../ops/log.ts";
 import { getModel, listModels, wantsAnthropic } from "./models_endpoint.ts";
 import { openapiEndpoint } from "../admin/openapi.ts";
 import { proxy } from "../pipeline/proxy.ts";
+import { UI_ROUTES } from "../admin/ui.ts";
 import { type RequestUrl, requestUrl } from "./request_url.ts";
 
 /** A route handler: a plain function over Web Request/Response. */
@@ -37,7 +38,9 @@ const modelsSurface = (req: Request): Surface => (wantsAnthropic(req) ? "anthrop
 
 const withAdmin = (h: Handler): Handler => async (req, ctx, url, params) => {
   await ctx.admin.check(req.headers, ctx.keys);
-  return await h(req, ctx, url, params);
+  const res = await h(req, ctx, url, params);
+  res.headers.set("cache-control", "no-store"); // admin data never lands in a browser cache
+  return res;
 };
 
 /** Every route the gateway serves. */
@@ -117,6 +120,7 @@ export const ROUTES: Route[] = [
     handler: withAdmin(admin.modelsStatus),
     surface: "admin",
   },
+  ...UI_ROUTES,
 ];
 
 interface Compiled extends Route {

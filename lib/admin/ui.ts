@@ -1,0 +1,62 @@
+/**
+ * The admin dashboard (`/admin/ui`): a static page and its assets, embedded
+ * in the gateway (generated `ui_assets.ts`, built from `ui/` by `deno task
+ * ui:build`). The page holds no admin data, so it is served without the
+ * admin key; everything it shows comes from the admin API, which its script
+ * calls with the key in a header.
+ */
+import type { Handler } from "../http/router.ts";
+import { errors } from "../http/errors.ts";
+import { UI_ASSETS } from "./ui_assets.ts";
+
+/**
+ * Only the page's own files may load; no inline script or style, no framing,
+ * no form posts, no plugins. Admin API calls are same-origin fetches.
+ */
+export const UI_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+/** Headers on every dashboard response: nothing cached, nothing sniffed or framed. */
+export const UI_HEADERS: Readonly<Record<string, string>> = {
+  "content-security-policy": UI_CSP,
+  "cache-control": "no-store",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+  "cross-origin-opener-policy": "same-origin",
+  "cross-origin-resource-policy": "same-origin",
+};
+
+const enc = new TextEncoder();
+// Encoded once: the assets never change while the process runs.
+const BODIES = new Map(
+  Object.entries(UI_ASSETS).map(([name, a]) => [name, { type: a.type, bytes: enc.encode(a.body) }]),
+);
+
+function serve(name: string): Response {
+  const asset = BODIES.get(name);
+  if (!asset) throw errors.notFound(`no dashboard asset named ${JSON.stringify(name)}`);
+  return new Response(asset.bytes, {
+    headers: { ...UI_HEADERS, "content-type": asset.type },
+  });
+}
+
+/** `GET /admin/ui`: the page. */
+export const uiPage: Handler = () => serve("index.html");
+
+/** `GET /admin/ui/{asset}`: its script, style sheet and icon. */
+export const uiAsset: Handler = (_req, _ctx, _url, params) => serve(params.asset);
+
+/** The dashboard's routes, for the route table (one spread there). */
+export const UI_ROUTES = [
+  { method: "GET", path: "/admin/ui", handler: uiPage, surface: "admin" as const },
+  { method: "GET", path: "/admin/ui/:asset", handler: uiAsset, surface: "admin" as const },
+];
