@@ -58,6 +58,24 @@ Deno.test("GET /admin/ui serves the page and its assets with CSP, no-store, nosn
   }
 });
 
+Deno.test("with ADMIN_KEY unset the dashboard is off like the admin API (503 saying how to enable it)", async () => {
+  const up = fakeUpstream(() => Response.json({}));
+  const t = await startTestGateway({
+    registry: testRegistry(up.url),
+    config: { adminKey: undefined },
+  });
+  try {
+    for (const path of ["/admin/ui", "/admin/ui/app.js"]) {
+      const res = await fetch(`${t.url}${path}`);
+      assertEquals(res.status, 503, path);
+      assertIncludes((await res.json()).detail, "ADMIN_KEY");
+    }
+  } finally {
+    await t.close();
+    await up.close();
+  }
+});
+
 Deno.test("the page has no inline script, style or handler, and loads nothing from elsewhere", () => {
   const html = UI_ASSETS["index.html"].body;
   const scripts = [...html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/gi)];

@@ -2,9 +2,10 @@
  * The admin dashboard (`/admin/ui`): a static page and its assets, embedded
  * in the gateway (generated `ui_assets.ts`, built from `ui/` by `deno task
  * ui:build`). The page holds no admin data, so it is served without the
- * admin key; everything it shows comes from the admin API, which its script
- * calls with the key in a header.
+ * admin key (but not while the admin API is disabled); everything it shows
+ * comes from the admin API, which its script calls with the key in a header.
  */
+import type { Context } from "../context.ts";
 import type { Handler } from "../http/router.ts";
 import { errors } from "../http/errors.ts";
 import { UI_ASSETS } from "./ui_assets.ts";
@@ -49,11 +50,22 @@ function serve(name: string): Response {
   });
 }
 
+/** Like every admin route, the dashboard is off while the admin API is (503 saying how to enable it). */
+async function whileAdminEnabled(req: Request, ctx: Context): Promise<void> {
+  if (!ctx.admin.enabled) await ctx.admin.check(req.headers, ctx.keys);
+}
+
 /** `GET /admin/ui`: the page. */
-export const uiPage: Handler = () => serve("index.html");
+export const uiPage: Handler = async (req, ctx) => {
+  await whileAdminEnabled(req, ctx);
+  return serve("index.html");
+};
 
 /** `GET /admin/ui/{asset}`: its script, style sheet and icon. */
-export const uiAsset: Handler = (_req, _ctx, _url, params) => serve(params.asset);
+export const uiAsset: Handler = async (req, ctx, _url, params) => {
+  await whileAdminEnabled(req, ctx);
+  return serve(params.asset);
+};
 
 /** The dashboard's routes, for the route table (one spread there). */
 export const UI_ROUTES = [

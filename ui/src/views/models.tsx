@@ -109,7 +109,7 @@ export function Models(props: { s: Session }) {
                   ? (
                     <span class="error-text">
                       {p.recent_error.status !== null && `${p.recent_error.status}: `}
-                      {p.recent_error.message}
+                      {p.recent_error.message}{" "}
                       <span class="muted">({time(p.recent_error.at, timeZone)})</span>
                     </span>
                   )
