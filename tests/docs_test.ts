@@ -185,10 +185,9 @@ Deno.test("docs: nothing cites a document outside the repository or a tracker is
 
 Deno.test("docs: README gives the exact start command and the test command CI runs", () => {
   const readme = read("README.md");
-  const ci = read(".ci/run").split("\n").map((l) => l.trim()).filter((l) =>
-    l !== "" && !l.startsWith("#") && !/^(set|cd)\b/.test(l)
-  );
-  assertEquals(ci.length, 1, ".ci/run runs one command");
+  // Besides setting up the machine (a browser for the dashboard tests), CI runs one command.
+  const ci = read(".ci/run").split("\n").map((l) => l.trim()).filter((l) => / task test$/.test(l));
+  assertEquals(ci.length, 1, ".ci/run runs one test command");
   assert(readme.includes(`\n${ci[0]}\n`), `README does not give CI's command: ${ci[0]}`);
   const start = ci[0].replace(/ task test$/, " task start");
   assert(start !== ci[0] && readme.includes(`\n${start}\n`), `README does not give: ${start}`);

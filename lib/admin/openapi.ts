@@ -273,6 +273,24 @@ function openapiDocument() {
       "/admin/models": {
         get: adminOp("Providers with key and health status, models, routing", "ModelsStatus"),
       },
+      "/admin/ui": {
+        get: {
+          tags: ["admin"],
+          summary: "The admin dashboard page (no auth: it holds no data; it calls this API)",
+          responses: { "200": { description: "HTML", content: { "text/html": {} } } },
+        },
+      },
+      "/admin/ui/{asset}": {
+        get: {
+          tags: ["admin"],
+          summary: "The dashboard's script, style sheet and icon",
+          parameters: [{ name: "asset", in: "path", required: true, schema: { type: "string" } }],
+          responses: {
+            "200": { description: "the file" },
+            "404": { description: "no such asset" },
+          },
+        },
+      },
     },
   };
 }

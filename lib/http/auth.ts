@@ -109,6 +109,8 @@ export function withClient(h: ClientHandler): Handler {
 export function withAdmin(h: Handler): Handler {
   return async (req, ctx, call) => {
     await ctx.admin.check(req.headers, ctx.keys);
-    return await h(req, ctx, call);
+    const res = await h(req, ctx, call);
+    res.headers.set("cache-control", "no-store"); // admin data never lands in a browser cache
+    return res;
   };
 }

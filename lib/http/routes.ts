@@ -5,6 +5,7 @@
  */
 import * as admin from "../admin/handlers.ts";
 import { openapiEndpoint } from "../admin/openapi.ts";
+import { UI_ROUTES } from "../admin/ui.ts";
 import { DEFAULT_FORMAT, formatFor, formatOwning, proxiedEndpoints } from "../formats/mod.ts";
 import { health } from "../ops/health.ts";
 import { proxyHandler } from "../pipeline/proxy.ts";
@@ -40,6 +41,7 @@ export const ROUTES: Route[] = [
     ["GET", "/admin/usage/hourly", admin.hourlyReport],
     ["GET", "/admin/models", admin.modelsStatus],
   ]),
+  ...UI_ROUTES,
 ];
 
 function adminRoutes(list: [string, string, Route["handler"]][]): Route[] {
