@@ -5,6 +5,7 @@
  * random chunks, and with CRLF and CR line endings; the totals (and the
  * dispatched events) must never change. JSON cases go through `meterJson`.
  */
+import process from "node:process";
 import { assert, assertEquals } from "./assert.ts";
 import { lineEndings, prng } from "./rechunk.ts";
 import { anthropic } from "../lib/formats/anthropic.ts";
@@ -245,3 +246,38 @@ Deno.test("openaiTokens: subsets, clamping and the Gemini gap", () => {
     { ...zero(), inputUncached: 3, output: 9 },
   );
 });
+
+/** CPU time (user + system, ms) this process spends in `fn`. */
+function cpuMs(fn: () => void): number {
+  const before = process.cpuUsage();
+  fn();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1000;
+}
+
+for (const mib of [6, 16, 32]) {
+  Deno.test(`SseReader: a ${mib} MiB event in 16 KiB chunks costs linear time; usage after it counts`, () => {
+    const enc = new TextEncoder();
+    const meter = openai.streamMeter();
+    const sizes: number[] = [];
+    const reader = new SseReader((name, data) => {
+      sizes.push(data.length);
+      meter.event(name, data);
+    });
+    const content = "x".repeat(mib * 1024 * 1024);
+    const body = enc.encode(
+      `data: {"choices":[{"index":0,"delta":{"content":"${content}"}}]}\n\n` +
+        'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}\n\ndata: [DONE]\n\n',
+    );
+    const ms = cpuMs(() => {
+      for (let i = 0; i < body.length; i += 16384) reader.push(body.subarray(i, i + 16384));
+      reader.end();
+    });
+    assert(ms < 3000, `took ${Math.round(ms)} ms of CPU`);
+    const m = meter.end();
+    assertEquals([m.status, m.tokens.inputUncached, m.tokens.output], ["ok", 7, 3]);
+    // Events up to MAX_EVENT_CHARS reach the meter whole; bigger ones are skipped.
+    assertEquals(sizes.length, mib < 8 ? 3 : 2);
+    assertEquals(reader.oversized, mib < 8 ? 0 : 1);
+  });
+}

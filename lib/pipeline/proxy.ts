@@ -462,6 +462,7 @@ function streamResponse(
     deadline: s.totalDeadline,
     onDisconnect: policy.onDisconnect,
     drainTimeoutMs: policy.drainTimeoutMs,
+    usageWaitMs: policy.usageWaitMs,
     abortUpstream: () => s.controller.abort(),
     onEnd: (m, end, detail) => {
       const metered: Metered = res.ok ? m : { ...m, status: "http_error" };
