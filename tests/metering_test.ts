@@ -281,3 +281,30 @@ for (const mib of [6, 16, 32]) {
     assertEquals(reader.oversized, mib < 8 ? 0 : 1);
   });
 }
+
+Deno.test("finished: set by the finish or stop reason, never by content; every ok stream ends finished", () => {
+  const o = openai.streamMeter();
+  const chunk = (choice: unknown) => JSON.stringify({ id: "c", choices: [choice] });
+  o.event(undefined, chunk({ index: 0, delta: { content: '"finish_reason":"stop"' } }));
+  o.event(undefined, chunk({ index: 0, delta: {}, finish_reason: null }));
+  o.event(undefined, chunk({ index: 0, delta: {}, finish_reason: "" }));
+  assertEquals(o.finished, false, "OpenAI content, a null and an empty finish reason");
+  o.event(undefined, chunk({ index: 0, delta: {}, finish_reason: "length" }));
+  assertEquals(o.finished, true, "OpenAI finish chunk");
+
+  const a = anthropic.streamMeter();
+  a.event("message_start", '{"type":"message_start","message":{"id":"m","usage":{}}}');
+  a.event("content_block_delta", '{"type":"content_block_delta","delta":{"text":"stop_reason"}}');
+  a.event("message_delta", '{"type":"message_delta","delta":{"stop_reason":null}}');
+  assertEquals(a.finished, false, "Anthropic content and a delta without a stop reason");
+  a.event("message_delta", '{"type":"message_delta","delta":{"stop_reason":"end_turn"}}');
+  assertEquals(a.finished, true, "Anthropic stop reason");
+
+  for (const c of CASES.filter((c) => c.kind === "sse" && c.expect.status === "ok")) {
+    const m = FORMATS[c.format].streamMeter();
+    const r = new SseReader((name, data) => m.event(name, data));
+    r.push(read(c.file));
+    r.end();
+    assert(m.finished, `${c.file}: a complete stream ends finished`);
+  }
+});
