@@ -7,9 +7,11 @@
  * Why inline and not `tee()`: a tee reads at the pace of its faster branch
  * and queues everything for the slower one, so a client that stopped reading
  * made the gateway buffer the rest of the stream (470 MiB for a 256 MiB
- * stream). Reading on demand, at most a chunk or two (64 KiB each) wait for
- * the client besides the sockets' buffers, and backpressure reaches the
- * upstream through TCP. It is also cheaper: one read per chunk instead of a
+ * stream). Reading on demand, what waits for the client besides the
+ * sockets' buffers is a chunk or two (64 KiB at most each), and backpressure
+ * reaches the upstream through TCP. (Only an event split across chunks is
+ * held until it ends: up to the metering parser's cap, 8 MiB, and the
+ * filter's, 1 MiB.) It is also cheaper: one read per chunk instead of a
  * tee's three. The price is that metering goes at the client's pace; where
  * that matters, the relay reads on without the client (below).
  *
@@ -74,15 +76,17 @@ export interface Relay {
 const MIN_READ = 4096, MAX_READ = 65536;
 
 /**
- * An upstream body read into right-sized buffers. A byte stream's default
- * reader keeps a 64 KiB buffer allocated for each pending read; SSE chunks
- * are mostly small, so reads start at 4 KiB and grow only while they fill
- * up. Measured: a quarter of the memory per open stream.
+ * An upstream body read into one reused buffer, each chunk copied out at its
+ * exact size. A byte stream's default reader allocates (and zero-fills) a
+ * 64 KiB buffer for every read, and each chunk handed on keeps its whole
+ * buffer alive; SSE chunks are mostly a few hundred bytes. The buffer starts
+ * at 4 KiB and grows only while reads fill it. In the SSE benchmark's CPU
+ * profile this halved the time spent in reads (from 10% of the busy time).
  */
 class SizedReader {
   #byob?: ReadableStreamBYOBReader;
   #plain?: ReadableStreamDefaultReader<Uint8Array>;
-  #size = MIN_READ;
+  #buf = new ArrayBuffer(MIN_READ);
 
   constructor(body: ReadableStream<Uint8Array>) {
     try {
@@ -98,12 +102,15 @@ class SizedReader {
       const { done, value } = await this.#plain.read();
       return done ? undefined : value;
     }
-    const size = this.#size;
-    const { done, value } = await this.#byob!.read(new Uint8Array(size));
+    const size = this.#buf.byteLength;
+    const { done, value } = await this.#byob!.read(new Uint8Array(this.#buf));
     if (done || !value) return undefined;
-    if (value.length === size) this.#size = Math.min(size * 2, MAX_READ);
-    else if (value.length < size / 4) this.#size = Math.max(size / 2, MIN_READ);
-    return value;
+    // The read transferred the buffer: take it back for the next read.
+    this.#buf = value.buffer;
+    const chunk = value.slice();
+    if (value.length === size && size < MAX_READ) this.#buf = new ArrayBuffer(size * 2);
+    else if (value.length < size / 4 && size > MIN_READ) this.#buf = new ArrayBuffer(size / 2);
+    return chunk;
   }
 
   /** Stops reading; a pending read ends as the end of the body. */
