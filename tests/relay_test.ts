@@ -90,9 +90,9 @@ Deno.test("a client that reads nothing holds the upstream back: the gateway does
       last = counter.pulled;
       await sleep(300);
     }
-    // Socket buffers on loopback can hold a few MiB each way; the old tee read all 256 MiB.
+    // Kernel socket buffers hold some MiB (17 measured here); the old tee read all 256.
     assert(
-      counter.pulled <= 48 * MiB,
+      counter.pulled <= 64 * MiB,
       `the gateway pulled ${
         Math.round(counter.pulled / MiB)
       } MiB of a stream its client never read`,

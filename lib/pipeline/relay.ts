@@ -56,7 +56,7 @@ export interface RelayOptions {
   deadline: number;
   onDisconnect: "cancel" | "drain";
   drainTimeoutMs: number;
-  /** After the client left a stream whose content was complete, how long to read on for its usage. */
+  /** After the client left a stream whose content was complete: how long to read on for usage. */
   usageWaitMs: number;
   /** Stops the upstream request. */
   abortUpstream: () => void;
