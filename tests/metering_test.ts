@@ -5,6 +5,7 @@
  * random chunks, and with CRLF and CR line endings; the totals (and the
  * dispatched events) must never change. JSON cases go through `meterJson`.
  */
+import process from "node:process";
 import { assert, assertEquals } from "./support/assert.ts";
 import { bytewise, lineEndings, prng, randomChunks } from "./support/rechunk.ts";
 import { meterChunks, type MeteredView, meteredView, tokensView } from "./support/meter.ts";
@@ -12,6 +13,7 @@ import { anthropic } from "../lib/formats/anthropic.ts";
 import { openai, openaiTokens } from "../lib/formats/openai.ts";
 import type { ApiFormat } from "../lib/formats/format.ts";
 import type { Metered, Tokens } from "../lib/metering/tokens.ts";
+import { SseReader } from "../lib/metering/sse_reader.ts";
 
 const DIR = new URL("./data/streams/", import.meta.url);
 
@@ -193,4 +195,66 @@ Deno.test("openaiTokens: subsets, clamping and the Gemini gap", () => {
     }),
     { ...zero(), inputUncached: 3, output: 9 },
   );
+});
+
+/** CPU time (user + system, ms) this process spends in `fn`. */
+function cpuMs(fn: () => void): number {
+  const before = process.cpuUsage();
+  fn();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1000;
+}
+
+for (const mib of [6, 16, 32]) {
+  Deno.test(`SseReader: a ${mib} MiB event in 16 KiB chunks costs linear time; usage after it counts`, () => {
+    const enc = new TextEncoder();
+    const meter = openai.streamMeter();
+    const sizes: number[] = [];
+    const reader = new SseReader((name, data) => {
+      sizes.push(data.length);
+      meter.event(name, data);
+    });
+    const content = "x".repeat(mib * 1024 * 1024);
+    const body = enc.encode(
+      `data: {"choices":[{"index":0,"delta":{"content":"${content}"}}]}\n\n` +
+        'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}\n\ndata: [DONE]\n\n',
+    );
+    const ms = cpuMs(() => {
+      for (let i = 0; i < body.length; i += 16384) reader.push(body.subarray(i, i + 16384));
+      reader.end();
+    });
+    assert(ms < 3000, `took ${Math.round(ms)} ms of CPU`);
+    const m = meter.end();
+    assertEquals([m.status, m.tokens.inputUncached, m.tokens.output], ["ok", 7, 3]);
+    // Events up to MAX_EVENT_CHARS reach the meter whole; bigger ones are skipped.
+    assertEquals(sizes.length, mib < 8 ? 3 : 2);
+    assertEquals(reader.oversized, mib < 8 ? 0 : 1);
+  });
+}
+
+Deno.test("finished: set by the finish or stop reason, never by content; every ok stream ends finished", () => {
+  const o = openai.streamMeter();
+  const chunk = (choice: unknown) => JSON.stringify({ id: "c", choices: [choice] });
+  o.event(undefined, chunk({ index: 0, delta: { content: '"finish_reason":"stop"' } }));
+  o.event(undefined, chunk({ index: 0, delta: {}, finish_reason: null }));
+  o.event(undefined, chunk({ index: 0, delta: {}, finish_reason: "" }));
+  assertEquals(o.finished, false, "OpenAI content, a null and an empty finish reason");
+  o.event(undefined, chunk({ index: 0, delta: {}, finish_reason: "length" }));
+  assertEquals(o.finished, true, "OpenAI finish chunk");
+
+  const a = anthropic.streamMeter();
+  a.event("message_start", '{"type":"message_start","message":{"id":"m","usage":{}}}');
+  a.event("content_block_delta", '{"type":"content_block_delta","delta":{"text":"stop_reason"}}');
+  a.event("message_delta", '{"type":"message_delta","delta":{"stop_reason":null}}');
+  assertEquals(a.finished, false, "Anthropic content and a delta without a stop reason");
+  a.event("message_delta", '{"type":"message_delta","delta":{"stop_reason":"end_turn"}}');
+  assertEquals(a.finished, true, "Anthropic stop reason");
+
+  for (const c of CASES.filter((c) => c.kind === "sse" && c.expect.status === "ok")) {
+    const m = FORMATS[c.format].streamMeter();
+    const r = new SseReader((name, data) => m.event(name, data));
+    r.push(read(c.file));
+    r.end();
+    assert(m.finished, `${c.file}: a complete stream ends finished`);
+  }
 });

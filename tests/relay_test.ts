@@ -74,6 +74,7 @@ function recordingMeter() {
   const meter: StreamMeter & { events: typeof events; ends: () => number } = {
     events,
     ends: () => ends,
+    finished: false,
     event(name, data) {
       events.push([name, data]);
     },
@@ -107,6 +108,7 @@ function harness(
     deadline: performance.now() + 600_000,
     onDisconnect: "cancel",
     drainTimeoutMs: 60_000,
+    usageWaitMs: 0,
     ...o,
     deadlines,
     body: up.body,

@@ -5,10 +5,12 @@
  * and pass every other byte through unchanged, however the stream is chunked
  * and whatever its line endings.
  */
+import process from "node:process";
 import { assert, assertEquals } from "./support/assert.ts";
 import { bytewise, lineEndings, prng, randomChunks } from "./support/rechunk.ts";
 import { concatBytes } from "./support/streams.ts";
 import { openai } from "../lib/formats/openai.ts";
+import { MAX_HELD_BYTES, SseEventDropper } from "../lib/metering/sse_event_filter.ts";
 
 const DIR = new URL("./data/streams/", import.meta.url);
 const enc = new TextEncoder();
@@ -184,4 +186,64 @@ Deno.test("dropper: the corpus exercises both dropping and keeping", () => {
     .map((c) => Deno.readTextFileSync(new URL(c.file, DIR)));
   assert(texts.filter((t) => withoutUsageOnly(t) !== t).length >= 5);
   assert(texts.filter((t) => withoutUsageOnly(t) === t).length >= 5);
+});
+
+/** CPU time (user + system, ms) this process spends in `fn`. */
+function cpuMs(fn: () => void): number {
+  const before = process.cpuUsage();
+  fn();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1000;
+}
+
+Deno.test("dropper: a 16 MiB event in 16 KiB chunks takes linear time and is streamed, not held", () => {
+  const head = chunk({ ...base, choices: [{ index: 0, delta: { content: "hi" } }] });
+  const usage = chunk({ ...base, choices: [], usage: USAGE });
+  const huge = chunk({
+    ...base,
+    choices: [{ index: 0, delta: { content: "x".repeat(16 * 1024 * 1024) } }],
+  });
+  const input = enc.encode(head + huge + usage + "data: [DONE]\n\n");
+  const d = openai.streamUsage!.usageEventFilter();
+  const out: Uint8Array[] = [];
+  let inBytes = 0, outBytes = 0, maxLag = 0;
+  const emit = (b: Uint8Array) => {
+    out.push(b);
+    outBytes += b.length;
+  };
+  const ms = cpuMs(() => {
+    for (let i = 0; i < input.length; i += 16384) {
+      const c = input.subarray(i, i + 16384);
+      d.push(c, emit);
+      inBytes += c.length;
+      maxLag = Math.max(maxLag, inBytes - outBytes);
+    }
+    d.flush(emit);
+  });
+  // The old filter re-joined and rescanned its carry on every chunk: 30 s of CPU here.
+  assert(ms < 3000, `took ${Math.round(ms)} ms of CPU`);
+  assert(
+    maxLag <= MAX_HELD_BYTES + 16384,
+    `held ${maxLag} bytes back: an event over the cap must stream through`,
+  );
+  assertEquals(dec.decode(concatBytes(out)), head + huge + "data: [DONE]\n\n");
+});
+
+Deno.test("dropper: an event over the hold cap passes unjudged; filtering resumes after it", () => {
+  const usage = chunk({ ...base, choices: [], usage: USAGE });
+  const big = chunk({ ...base, choices: [], usage: { ...USAGE, note: "y".repeat(500) } });
+  // Drops every event whose data is JSON with empty choices, and holds at most 300 bytes.
+  const d = new SseEventDropper(() => true, (data) => {
+    try {
+      return JSON.parse(data).choices?.length === 0;
+    } catch {
+      return false;
+    }
+  }, 300);
+  const out: Uint8Array[] = [];
+  const emit = (b: Uint8Array) => out.push(b.slice());
+  const input = enc.encode(big + usage + big);
+  for (let i = 0; i < input.length; i += 7) d.push(input.subarray(i, i + 7), emit);
+  d.flush(emit);
+  assertEquals(dec.decode(concatBytes(out)), big + big);
 });

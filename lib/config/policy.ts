@@ -48,6 +48,11 @@ export const PolicySchema = z.strictObject({
   on_disconnect: z.enum(["cancel", "drain"]).optional(),
   /** Longest a drained stream is read after its client left. */
   drain_timeout_ms: ms().optional(),
+  /**
+   * With `cancel`: when a client leaves a stream whose content is complete,
+   * how long to read on for the usage event that follows (0: not at all).
+   */
+  usage_wait_ms: ms(600_000).optional(),
 });
 
 /** Policy fields as written. */
@@ -71,6 +76,7 @@ export interface Policy {
   cooldownMs: number;
   onDisconnect: "cancel" | "drain";
   drainTimeoutMs: number;
+  usageWaitMs: number;
 }
 
 /** Built-in defaults (docs/resilience.md lists them). */
@@ -91,6 +97,7 @@ export const DEFAULT_POLICY: Policy = {
   cooldownMs: 30_000,
   onDisconnect: "cancel",
   drainTimeoutMs: 120_000,
+  usageWaitMs: 5_000,
 };
 
 /** `base` with the fields `p` sets. */
@@ -114,6 +121,7 @@ export function mergePolicy(base: Policy, p: PolicyInput | undefined): Policy {
     cooldownMs: b.cooldown_ms ?? base.cooldownMs,
     onDisconnect: p.on_disconnect ?? base.onDisconnect,
     drainTimeoutMs: p.drain_timeout_ms ?? base.drainTimeoutMs,
+    usageWaitMs: p.usage_wait_ms ?? base.usageWaitMs,
   };
 }
 

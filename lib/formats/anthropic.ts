@@ -120,6 +120,8 @@ class AnthropicStreamMeter implements StreamMeter {
   #stopped = false;
   #messageId?: string;
   #errorType?: string;
+  /** A stop reason (message_delta) or message_stop was seen: only usage may follow. */
+  finished = false;
 
   event(name: string | undefined, data: string): void {
     let type = name;
@@ -129,7 +131,7 @@ class AnthropicStreamMeter implements StreamMeter {
       type = m[1];
     }
     if (type === "message_stop") {
-      this.#stopped = true;
+      this.#stopped = this.finished = true;
       return;
     }
     if (type !== "message_start" && type !== "message_delta" && type !== "error") return;
@@ -149,13 +151,14 @@ class AnthropicStreamMeter implements StreamMeter {
       // count only the last message.
       if (this.#messageId !== undefined && id !== undefined && id !== this.#messageId) {
         this.#acc = {};
-        this.#stopped = false;
+        this.#stopped = this.finished = false;
       }
       this.#messageId = id ?? this.#messageId;
       if (apply(this.#acc, msg.usage)) this.#seen = true;
       return;
     }
     if (apply(this.#acc, j.usage)) this.#seen = true;
+    if (isObject(j.delta) && typeof j.delta.stop_reason === "string") this.finished = true;
   }
 
   end(): Metered {

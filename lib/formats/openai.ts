@@ -102,20 +102,26 @@ function endsResponse(j: Record<string, unknown>): boolean {
   );
 }
 
+// A choice with a non-empty finish reason (`null` on every other chunk).
+const FINISH_RE = /"finish_reason"\s*:\s*"[^"]/;
+
 class OpenAIStreamMeter implements StreamMeter {
   #last?: Record<string, unknown>;
   /** The last usage seen came on a chunk that ends the response. */
   #final = false;
   #done = false;
   #errorType?: string;
+  /** A choice finished (or the usage chunk or `[DONE]` came): only usage may follow. */
+  finished = false;
 
   event(name: string | undefined, data: string): void {
     if (data.charCodeAt(0) === 91 /* [ */ && data.startsWith("[DONE]")) {
-      this.#done = true;
+      this.#done = this.finished = true;
       return;
     }
     const isError = name === "error";
-    if (!isError && !USAGE_OBJECT_RE.test(data) && !data.includes('"error"')) return;
+    const finish = !this.finished && FINISH_RE.test(data);
+    if (!isError && !finish && !USAGE_OBJECT_RE.test(data) && !data.includes('"error"')) return;
     const j = tryParse(data);
     if (!isObject(j)) {
       if (isError) this.#errorType ??= "error";
@@ -123,10 +129,12 @@ class OpenAIStreamMeter implements StreamMeter {
     }
     const err = errorTypeOf(j);
     if (err || isError) this.#errorType = err ?? "error";
+    if (finish && endsResponse(j)) this.finished = true;
     const u = usageOf(j);
     if (u) {
       this.#last = u;
       this.#final = endsResponse(j);
+      if (this.#final) this.finished = true;
     }
   }
 

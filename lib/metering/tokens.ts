@@ -48,6 +48,12 @@ export interface StreamMeter {
   event(name: string | undefined, data: string): void;
   /** Called once when the stream ended (EOF, error or cancellation). */
   end(): Metered;
+  /**
+   * True once the response's content is complete (a finish or stop reason was
+   * seen): what may still follow is its usage and end markers, which cost the
+   * provider nothing more to send.
+   */
+  readonly finished: boolean;
 }
 
 /** Returns a zeroed token record. */

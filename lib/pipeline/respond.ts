@@ -147,6 +147,7 @@ function streamed(ctx: Context, a: Attempted & { kind: "stream" }, r: RespondInp
     deadline: a.deadline,
     onDisconnect: policy.onDisconnect,
     drainTimeoutMs: policy.drainTimeoutMs,
+    usageWaitMs: policy.usageWaitMs,
     abortUpstream: () => a.controller.abort(),
     onEnd: (m, end, detail) => {
       r.shutdown.removeEventListener("abort", onShutdown);

@@ -190,10 +190,21 @@ export type BodyRead =
   | { ok: true; bytes: Uint8Array<ArrayBuffer> }
   | { ok: false; timeout: boolean; message: string };
 
+const MiB = 1024 * 1024;
+
+/** Why a body over `max` bytes was refused, naming the setting. */
+function tooLarge(max: number): string {
+  const size = max % MiB === 0 ? `${max / MiB} MiB` : `${max} bytes`;
+  return `the response body is over the gateway's ${size} limit, MAX_RESPONSE_BYTES`;
+}
+
 /**
  * Reads a whole (non-streamed) body, failing when it takes longer than
- * `idleMs` or passes `deadline` (`performance.now()`). A JSON body arrives
- * in one piece once the upstream has answered, so one limit bounds it.
+ * `idleMs` or passes `deadline` (`performance.now()`), or when it grows past
+ * `MAX_RESPONSE_BYTES`. A JSON body arrives in one piece once the upstream
+ * has answered, so one time limit bounds it. Bytes are counted decoded, as
+ * they are read (fetch inflates gzip and brotli), so a small compressed body
+ * that inflates to gigabytes stops at the limit too.
  */
 export async function readBodyWithin(
   ctx: Context,
@@ -202,6 +213,13 @@ export async function readBodyWithin(
   deadline: number,
   controller: AbortController,
 ): Promise<BodyRead> {
+  const max = ctx.config.maxResponseBytes;
+  // A declared length is of the encoded body: final only when nothing is encoded.
+  const declared = Number(res.headers.get("content-length"));
+  if (!res.headers.has("content-encoding") && declared > max) {
+    controller.abort();
+    return { ok: false, timeout: false, message: tooLarge(max) };
+  }
   const limit = Math.max(1, Math.min(idleMs, deadline - performance.now()));
   let timedOut = false;
   const d = ctx.deadlines.add(performance.now() + limit, () => {
@@ -209,7 +227,26 @@ export async function readBodyWithin(
     controller.abort(); // errors the body being read
   });
   try {
-    return { ok: true, bytes: await res.bytes() };
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    const reader = res.body?.getReader();
+    for (;;) {
+      const r = await reader?.read();
+      if (!r || r.done) break;
+      size += r.value.length;
+      if (size > max) {
+        controller.abort();
+        return { ok: false, timeout: false, message: tooLarge(max) };
+      }
+      parts.push(r.value);
+    }
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const p of parts) {
+      bytes.set(p, at);
+      at += p.length;
+    }
+    return { ok: true, bytes };
   } catch (e) {
     if (timedOut) {
       return {
