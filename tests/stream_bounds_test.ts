@@ -270,7 +270,7 @@ Deno.test("non-streamed bodies over MAX_RESPONSE_BYTES get 502 in the native sha
   const big = { type: "message", content: [{ type: "text", text: "x".repeat(2 * MiB) }] };
   const up = fakeUpstream(() => Response.json(big));
   const t = await startTestGateway({
-    registry: registry(up.url, { retries: { max: 0 } }),
+    registry: registry(up.url, { retries: { max: 2, base_delay_ms: 1 } }),
     env: { KEY: "k" },
     config: { maxResponseBytes: MiB },
   });
@@ -282,6 +282,7 @@ Deno.test("non-streamed bodies over MAX_RESPONSE_BYTES get 502 in the native sha
     const body = await res.json();
     assertEquals(body.type, "error");
     assertIncludes(body.error.message, "1 MiB limit, MAX_RESPONSE_BYTES");
+    assertEquals(up.seen.length, 1, "an answer too big is final: not retried");
     const o = await post(`${t.url}/v1/chat/completions`, { model: "gpt-x" }, {
       authorization: `Bearer ${t.secret}`,
     });

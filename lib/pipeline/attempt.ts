@@ -236,6 +236,10 @@ export async function attempt(ctx: Context, a: AttemptInput): Promise<Attempted>
           attemptFailed(ctx, provider, "status", `HTTP ${res.status}`, res.status);
           last = { kind: "response", provider, res, body: read.bytes };
           retryHeaders = res.headers;
+        } else if (read.tooLarge) {
+          // The provider answered; its answer is too big for the gateway: final, not its failure.
+          attemptSucceeded(ctx, provider, sent.ttfbMs);
+          return { ...tries, kind: "failed", last: failureOf(provider, read, true) };
         } else {
           attemptFailed(ctx, provider, read.timeout ? "timeout" : "network", read.message);
           last = failureOf(provider, read, true);
