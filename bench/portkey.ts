@@ -15,6 +15,14 @@
  * passes `x-api-key` and the bearer token on). Anthropic requests go to
  * Portkey's native `/v1/messages`, OpenAI ones to `/v1/chat/completions`,
  * so neither is translated between formats.
+ *
+ * What Portkey does by design shows in the tables: its stream handler
+ * sleeps 25 ms before the first event of every stream (`setTimeout(…, 25)`
+ * in its build), so its SSE time to first byte is 25 ms or more and its
+ * unpaced-SSE throughput at c=1 is bound by that wait (CPU per request is
+ * the fairer comparison there); it does not cancel the upstream request
+ * when its client goes away; and its Node build's log middleware clones and
+ * parses every JSON answer.
  */
 import { freePort, type Proc, spawn } from "./procs.ts";
 
