@@ -44,8 +44,10 @@
  * gateway authenticates a client key, adds `stream_options.include_usage` to
  * OpenAI streams (and strips the usage event again), records usage in KV and
  * logs; the metering floors forward bodies unchanged, so OpenAI streams carry
- * no usage to them; Portkey parses and re-serialises every request body and,
- * as its Node build does, clones and parses JSON answers for its log.
+ * no usage to them; Portkey parses and re-serialises every request body,
+ * clones and parses JSON answers for its log, waits 25 ms before the first
+ * event of every stream and does not cancel upstream requests whose client
+ * left (see bench/portkey.ts).
  *
  * Flags (environment variable in brackets):
  *   --quick                 smoke run: 1 round, 1 s runs, 16 paced streams
