@@ -94,7 +94,8 @@ async function scriptArgs(dir: string, specs: RequestSpec[]): Promise<string[]> 
   for (const [i, s] of specs.entries()) {
     const file = `${dir}/body-${i}-${s.body.length}.json`;
     await Deno.writeTextFile(file, s.body);
-    args.push(s.path, s.authHeader, s.authValue, file);
+    const headers = Object.entries(s.headers);
+    args.push(s.path, file, String(headers.length), ...headers.flat());
   }
   return args;
 }

@@ -25,22 +25,43 @@ import { checkUsage, type UsageCheck, usageDelta } from "./usage_check.ts";
 import type { UpstreamStats } from "./upstream.ts";
 import {
   type Credentials,
+  type ProxyName,
   requestsFor,
   type TargetName,
   type Workload,
   type WorkloadName,
 } from "./workloads.ts";
 
+/** A proxy under test: where it listens and its process. */
+export interface Endpoint {
+  url: string;
+  pid: number;
+}
+
 /** The running processes a run needs. */
 export interface Bench {
   up: UpstreamControl;
   upPid: number;
-  floor: { url: string; pid: number };
+  /** The proxies started for this phase (the gateway always among them). */
+  proxies: Partial<Record<ProxyName, Endpoint>>;
   gateway: GatewayProc;
   creds: Credentials;
   /** Core for wrk (`taskset -c`). */
   loadCpu?: string;
   tmpDir: string;
+}
+
+/** Where a target listens (the upstream itself for `direct`). */
+export function urlOf(b: Bench, target: TargetName): string {
+  if (target === "direct") return b.up.base;
+  const p = b.proxies[target];
+  if (!p) throw new Error(`target ${target} is not running`);
+  return p.url;
+}
+
+/** The process of a proxy target (0 for `direct`: no process in between). */
+export function pidOf(b: Bench, target: TargetName): number {
+  return target === "direct" ? 0 : b.proxies[target]?.pid ?? 0;
 }
 
 /** Everything measured in one run. */
@@ -54,7 +75,7 @@ export interface RunResult {
   rps: number;
   p50Ms: number;
   p99Ms: number;
-  /** CPU time of the proxy process (floor or gateway) per request, µs (undefined: direct, or too little CPU time to measure). */
+  /** CPU time of the proxy process per request, µs (undefined: direct, or too little CPU time to measure). */
   cpuUsPerReq?: number;
   /** CPU time of the fake upstream per request, µs (undefined: too little to measure). */
   upstreamCpuUsPerReq?: number;
@@ -110,8 +131,8 @@ export async function measureRun(
   round: number,
 ): Promise<RunResult> {
   const problems: string[] = [];
-  const proxyPid = target === "floor" ? b.floor.pid : target === "gateway" ? b.gateway.pid : 0;
-  const url = target === "direct" ? b.up.base : target === "floor" ? b.floor.url : b.gateway.url;
+  const proxyPid = pidOf(b, target);
+  const url = urlOf(b, target);
   const drainMs = w.responseMs + 10_000;
 
   await quiesce(b.up);

@@ -1,6 +1,6 @@
 -- wrk script for the gateway benchmark (bench/load.ts runs it).
--- Arguments after `--`: groups of four, one per request:
---   <path> <auth header name> <auth header value> <body file>
+-- Arguments after `--`: one group per request:
+--   <path> <body file> <number of headers N> <name 1> <value 1> ... <name N> <value N>
 -- Requests are sent in turn (Anthropic, OpenAI, Anthropic, ...).
 -- done() prints one line "BENCHJSON {...}" with counts and latency
 -- percentiles in microseconds.
@@ -10,16 +10,19 @@ local count = 0
 local n = 0
 
 function init(args)
-  for i = 1, #args, 4 do
-    local f = assert(io.open(args[i + 3], "rb"))
+  local i = 1
+  while i <= #args do
+    local path, file, nh = args[i], args[i + 1], tonumber(args[i + 2])
+    local f = assert(io.open(file, "rb"))
     local body = f:read("*a")
     f:close()
-    local headers = { ["Content-Type"] = "application/json", [args[i + 1]] = args[i + 2] }
-    if args[i + 1] == "x-api-key" then
-      headers["anthropic-version"] = "2023-06-01"
+    local headers = {}
+    for h = 0, nh - 1 do
+      headers[args[i + 3 + 2 * h]] = args[i + 4 + 2 * h]
     end
     count = count + 1
-    requests[count] = wrk.format("POST", args[i], headers, body)
+    requests[count] = wrk.format("POST", path, headers, body)
+    i = i + 3 + 2 * nh
   end
 end
 

@@ -1,23 +1,67 @@
 /**
- * The gateway benchmark (issue 3): `deno task bench [flags]`.
+ * The gateway benchmark (issues 3 and 11): `deno task bench [flags]`.
  *
- * Starts a fake upstream (bench/upstream.ts), the floor (bench/floor.ts, the
- * thinnest Deno proxy) and the gateway (main.ts, as in production), each in
- * its own process pinned to CPU 0, and loads them with wrk pinned to CPU 1.
+ * Targets, each its own process pinned to CPU 0 (the load, wrk and the
+ * stream client, is pinned to CPU 1), all in front of one fake upstream
+ * (bench/upstream.ts, a Deno process on CPU 0 too):
+ *
+ * - `direct`: the load talks to the fake upstream itself (no proxy);
+ * - `bare`: the bare floor (bench/floor.ts), the thinnest Deno pass-through:
+ *   what proxying costs in Deno itself;
+ * - `meter-tee`, `meter-inline`: the metering floors (bench/floor_meter_tee.ts,
+ *   bench/floor_meter_inline.ts): the least a Deno proxy does to meter
+ *   (route like the gateway, parse the request for `model`, parse usage out
+ *   of JSON answers and SSE events; `tee()` versus metering in the one
+ *   reader), with no KV and no logging;
+ * - `portkey`: Portkey's open-source gateway (`@portkey-ai/gateway` 1.15.2 on
+ *   Node.js ≥ 20, see bench/portkey.ts; installed with `npm ci` into
+ *   bench/portkey/node_modules on first use), routed to the fake upstream by
+ *   the `x-portkey-provider` and `x-portkey-custom-host` headers that only
+ *   its requests carry;
+ * - `gateway`: this gateway (main.ts, as in production, with a KV file and
+ *   one client key).
+ *
+ * Before a phase measures anything, every target is checked (bench/preflight.ts):
+ * correct JSON answers, paced streams that really stream, and metering
+ * floors that metered what passed through them.
+ *
  * For each workload (1 KB JSON, unpaced SSE, paced SSE, 500 KB request
- * bodies) it runs direct → floor → gateway at each concurrency, interleaved,
- * for several rounds, and reports medians and per-round ratios. After every
- * gateway run the usage the gateway recorded must equal what the upstream
- * served; a run where it does not is marked FAIL and the command exits 1.
- * Then a streaming client measures paced-SSE time to first byte and chunk
- * delays, and the RSS cost of 1,000 open streams. The Markdown result is
- * printed and written to bench/results/latest.md (logs in bench/results/logs/).
+ * bodies; each alternates Anthropic `/v1/messages` and OpenAI
+ * `/v1/chat/completions` requests) it runs every target at each concurrency,
+ * interleaved (direct → bare → meter-tee → meter-inline → portkey → gateway,
+ * then the next concurrency), for several rounds on fresh processes, and
+ * reports medians and medians of per-round ratios: requests per second, CPU
+ * per request of every proxy, latency and peak RSS, with the gateway's
+ * ratios to the bare floor, to the better metering floor (per cell, named)
+ * and to Portkey. After every gateway run the usage the gateway recorded
+ * must equal what the upstream served; a run where it does not is marked
+ * FAIL and the command exits 1. Then a streaming client measures paced-SSE
+ * time to first byte and chunk delays through every target, and the RSS of
+ * 1,000 open streams through every proxy. The Markdown result is printed and
+ * written to bench/results/latest.md (logs in bench/results/logs/). A full
+ * run takes about 20 minutes on 2 cores; `--quick` about 5.
+ *
+ * What the targets do differs, and the tables should be read with it: the
+ * gateway authenticates a client key, adds `stream_options.include_usage` to
+ * OpenAI streams (and strips the usage event again), records usage in KV and
+ * logs; the metering floors forward bodies unchanged, so OpenAI streams carry
+ * no usage to them; Portkey parses and re-serialises every request body,
+ * clones and parses JSON answers for its log, waits 25 ms before the first
+ * event of every stream and does not cancel upstream requests whose client
+ * left (see bench/portkey.ts).
  *
  * Flags (environment variable in brackets):
- *   --quick                 smoke run: 1 round, 1 s runs, 16 paced streams (under 2 minutes)
+ *   --quick                 smoke run: 1 round, 1 s runs, 16 paced streams
+ *   --targets LIST          direct,bare,meter-tee,meter-inline,portkey,gateway (all; the
+ *                           gateway is always measured). Without portkey, no Node.js is needed.
  *   --rounds N              rounds of every workload × concurrency × target [BENCH_ROUNDS] (3)
  *   --duration S            active seconds per wrk run [BENCH_DURATION] (3; quick 1)
- *   --warmup S              warm-up seconds per target before each workload (1; quick 0.5)
+ *   --warmup S              length of each warm-up run (1; quick 0.5). Before each workload,
+ *                           each target is warmed up at c=16 until a warm-up run's RPS is
+ *                           within 10% of the previous one's, for at most --warmup-max
+ *                           seconds (JIT-compiled targets, Node.js above all, need thousands
+ *                           of requests before they reach their pace)
+ *   --warmup-max S          longest warm-up per target and workload (15; quick 3)
  *   --workloads LIST        json,sse,paced,large (all)
  *   --concurrency LIST      1,16,64
  *   --paced-streams N       paced streams per target per round for TTFB/chunk delays (32; quick 16; 0 skips)
@@ -30,14 +74,27 @@
  *   --out FILE              where to write the Markdown (bench/results/latest.md)
  *   --help
  *
+ * There is no flag for per-key limits on the bench key: the gateway has no
+ * such limits yet (add `--key-limits` to prepareGateway's key when it does).
+ *
  * BENCH_GATEWAY_MAIN=/path/to/other/checkout/main.ts benchmarks another gateway build;
- * BENCH_MAX_MINUTES (30) is a hard limit on the whole run.
+ * BENCH_MAX_MINUTES (60) is a hard limit on the whole run.
  */
 import { parseArgs } from "node:util";
 import { UpstreamControl } from "./control.ts";
 import { type GatewayProc, prepareGateway, startGateway } from "./gateway.ts";
 import { ensureWrk } from "./load.ts";
-import { type Bench, measureRun, quiesce, type RunResult, settleUsage } from "./measure.ts";
+import {
+  type Bench,
+  measureRun,
+  pidOf,
+  quiesce,
+  type RunResult,
+  settleUsage,
+  urlOf,
+} from "./measure.ts";
+import { ensurePortkey, startPortkey } from "./portkey.ts";
+import { preflight } from "./preflight.ts";
 import { firstJsonLine, HAS_TASKSET, type Proc, resetPeakRss, rssKiB, spawn } from "./procs.ts";
 import {
   type Cell,
@@ -45,10 +102,12 @@ import {
   type OpenReport,
   type PacedReport,
   renderCancellation,
-  renderCells,
+  renderCpu,
+  renderLatency,
   renderOpen,
   renderPaced,
   renderTargets,
+  renderThroughput,
   summarizeCell,
   summarizePaced,
 } from "./report.ts";
@@ -58,8 +117,10 @@ import { formatSummary, newestProfile, summarize } from "./top_functions.ts";
 import type { UsageCheck } from "./usage_check.ts";
 import {
   type Credentials,
+  type ProxyName,
   requestsFor,
   SLOW,
+  type TargetName,
   TARGETS,
   type Workload,
   type WorkloadName,
@@ -75,7 +136,10 @@ interface Options {
   rounds: number;
   durationS: number;
   warmupS: number;
+  warmupMaxS: number;
   workloads: Workload[];
+  /** Targets in round order; the gateway always among them. */
+  targets: TargetName[];
   concurrency: number[];
   pacedStreams: number;
   streams: number;
@@ -108,7 +172,9 @@ function parseOptions(argv: string[]): Options {
       rounds: { type: "string" },
       duration: { type: "string" },
       warmup: { type: "string" },
+      "warmup-max": { type: "string" },
       workloads: { type: "string" },
+      targets: { type: "string" },
       concurrency: { type: "string" },
       "paced-streams": { type: "string" },
       streams: { type: "string" },
@@ -133,6 +199,13 @@ function parseOptions(argv: string[]): Options {
     if (!w) throw new Error(`unknown workload "${n}" (json, sse, paced, large)`);
     return w;
   });
+  const wanted = (values.targets ?? TARGETS.join(",")).split(",").map((s) => s.trim());
+  for (const t of wanted) {
+    if (!TARGETS.includes(t as TargetName)) {
+      throw new Error(`unknown target "${t}" (${TARGETS.join(", ")})`);
+    }
+  }
+  const targets = TARGETS.filter((t) => t === "gateway" || wanted.includes(t));
   const profileNames = profile?.split(",").map((s) => s.trim()) as WorkloadName[] | undefined;
   for (const p of profileNames ?? []) {
     if (!WORKLOADS.some((w) => w.name === p)) throw new Error(`unknown workload "${p}"`);
@@ -142,7 +215,9 @@ function parseOptions(argv: string[]): Options {
     rounds: Math.max(1, Math.round(num(values.rounds, "BENCH_ROUNDS", quick ? 1 : 3, "rounds"))),
     durationS: Math.max(0.5, num(values.duration, "BENCH_DURATION", quick ? 1 : 3, "duration")),
     warmupS: num(values.warmup, undefined, quick ? 0.5 : 1, "warmup"),
+    warmupMaxS: num(values["warmup-max"], undefined, quick ? 3 : 15, "warmup-max"),
     workloads,
+    targets,
     concurrency: (values.concurrency ?? "1,16,64").split(",").map((s) => {
       const n = Number(s);
       if (!Number.isInteger(n) || n < 1) throw new Error(`bad concurrency "${s}"`);
@@ -183,17 +258,34 @@ const SECRETS = {
   openai: `up-o-${crypto.randomUUID()}`,
 };
 
-/** The three servers of one phase. */
+/** The servers of one phase. */
 interface Env {
   bench: Bench;
-  upstream: Proc;
-  floor: Proc;
+  procs: Proc[];
   gateway: GatewayProc;
 }
 
-async function startEnv(label: string, tmp: string, gatewayFlags: string[] = []): Promise<Env> {
+/** The Deno floors: target name → script. */
+const FLOORS: [ProxyName, string][] = [
+  ["bare", "floor.ts"],
+  ["meter-tee", "floor_meter_tee.ts"],
+  ["meter-inline", "floor_meter_inline.ts"],
+];
+
+/**
+ * Starts the fake upstream and every proxy of `targets` (the gateway
+ * always), then checks each target (preflight) unless `check` is false.
+ */
+async function startEnv(
+  label: string,
+  tmp: string,
+  targets: TargetName[],
+  o: { gatewayFlags?: string[]; check?: boolean } = {},
+): Promise<Env> {
   const deno = Deno.execPath();
   const env = { BENCH_SECRET_A: SECRETS.anthropic, BENCH_SECRET_O: SECRETS.openai };
+  const procs: Proc[] = [];
+  const proxies: Bench["proxies"] = {};
   const upstream = track(spawn({
     name: "upstream",
     cmd: [deno, "run", "--unstable-no-legacy-abort", "-A", `${HERE}upstream.ts`],
@@ -202,49 +294,71 @@ async function startEnv(label: string, tmp: string, gatewayFlags: string[] = [])
     log: `${LOGS}/${label}-upstream.log`,
     stdout: "piped",
   }));
-  const upUrl = `http://127.0.0.1:${(await firstJsonLine<{ port: number }>(upstream)).port}`;
-  const floor = track(spawn({
-    name: "floor",
-    cmd: [deno, "run", "--unstable-no-legacy-abort", "-A", `${HERE}floor.ts`],
-    env: { ...env, BENCH_PORT: "0", BENCH_UPSTREAM: upUrl },
-    cpu: CPU_SERVER,
-    log: `${LOGS}/${label}-floor.log`,
-    stdout: "piped",
-  }));
-  const floorUrl = `http://127.0.0.1:${(await firstJsonLine<{ port: number }>(floor)).port}`;
-  const home = await prepareGateway(`${tmp}/${label}-gateway`, upUrl);
-  const gateway = track(
-    await startGateway({
-      home,
-      secrets: SECRETS,
-      cpu: CPU_SERVER,
-      log: `${LOGS}/${label}-gateway.log`,
-      denoFlags: gatewayFlags,
-    }),
-  );
-  const creds: Credentials = {
-    upstreamA: SECRETS.anthropic,
-    upstreamO: SECRETS.openai,
-    gatewayKey: home.secret,
-  };
-  return {
-    bench: {
+  procs.push(upstream);
+  try {
+    const upUrl = `http://127.0.0.1:${(await firstJsonLine<{ port: number }>(upstream)).port}`;
+    for (const [name, script] of FLOORS.filter(([n]) => targets.includes(n))) {
+      const p = track(spawn({
+        name,
+        cmd: [deno, "run", "--unstable-no-legacy-abort", "-A", `${HERE}${script}`],
+        env: { ...env, BENCH_PORT: "0", BENCH_UPSTREAM: upUrl },
+        cpu: CPU_SERVER,
+        log: `${LOGS}/${label}-${name}.log`,
+        stdout: "piped",
+      }));
+      procs.push(p);
+      proxies[name] = {
+        url: `http://127.0.0.1:${(await firstJsonLine<{ port: number }>(p)).port}`,
+        pid: p.pid,
+      };
+    }
+    if (targets.includes("portkey")) {
+      const p = track(await startPortkey({ cpu: CPU_SERVER, log: `${LOGS}/${label}-portkey.log` }));
+      procs.push(p);
+      proxies.portkey = { url: p.url, pid: p.pid };
+    }
+    const home = await prepareGateway(`${tmp}/${label}-gateway`, upUrl);
+    const gateway = track(
+      await startGateway({
+        home,
+        secrets: SECRETS,
+        cpu: CPU_SERVER,
+        log: `${LOGS}/${label}-gateway.log`,
+        denoFlags: o.gatewayFlags,
+      }),
+    );
+    procs.push(gateway);
+    proxies.gateway = { url: gateway.url, pid: gateway.pid };
+    const creds: Credentials = {
+      upstreamUrl: upUrl,
+      upstreamA: SECRETS.anthropic,
+      upstreamO: SECRETS.openai,
+      gatewayKey: home.secret,
+    };
+    const bench: Bench = {
       up: new UpstreamControl(upUrl),
       upPid: upstream.pid,
-      floor: { url: floorUrl, pid: floor.pid },
+      proxies,
       gateway,
       creds,
       loadCpu: CPU_LOAD,
       tmpDir: tmp,
-    },
-    upstream,
-    floor,
-    gateway,
-  };
+    };
+    if (o.check !== false) {
+      const problems = await preflight(bench, targets);
+      if (problems.length) {
+        throw new Error(`a target failed its check:\n  ${problems.join("\n  ")}`);
+      }
+    }
+    return { bench, procs, gateway };
+  } catch (e) {
+    await Promise.all(procs.map((p) => p.stop()));
+    throw e;
+  }
 }
 
 async function stopEnv(e: Env): Promise<void> {
-  await Promise.all([e.gateway.stop(30_000), e.floor.stop(), e.upstream.stop()]);
+  await Promise.all(e.procs.map((p) => p.stop(p === e.gateway ? 30_000 : 10_000)));
 }
 
 const started = performance.now();
@@ -258,7 +372,7 @@ function progress(r: RunResult): void {
     : "";
   const issues = r.problems.length ? ` ⚠ ${r.problems.join("; ")}` : "";
   console.error(
-    `  [${elapsed()}] ${r.workload} c=${r.concurrency} ${r.target.padEnd(7)} ${tag}: ${
+    `  [${elapsed()}] ${r.workload} c=${r.concurrency} ${r.target.padEnd(12)} ${tag}: ${
       r.rps.toFixed(0)
     } rps, ` +
       `p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms,${cpu}${usage}${issues}`,
@@ -269,20 +383,25 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Every target × concurrency × round of one workload, on fresh processes. */
 async function runWorkload(w: Workload, o: Options, tmp: string): Promise<RunResult[]> {
-  console.error(`\n${w.label}: starting fresh upstream, floor and gateway`);
-  const env = await startEnv(w.name, tmp);
+  console.error(`\n${w.label}: starting a fresh upstream and ${o.targets.join(", ")}`);
+  const env = await startEnv(w.name, tmp, o.targets);
   const out: RunResult[] = [];
   try {
     if (o.warmupS > 0) {
-      for (const t of TARGETS) {
-        const r = await measureRun(env.bench, w, t, 16, o.warmupS * 1000, -1);
-        progress(r);
-        out.push(r);
+      for (const t of o.targets) {
+        let prev = NaN;
+        for (let spent = 0; spent < o.warmupMaxS; spent += o.warmupS) {
+          const r = await measureRun(env.bench, w, t, 16, o.warmupS * 1000, -1);
+          progress(r);
+          out.push(r);
+          if (Math.abs(r.rps - prev) < 0.1 * prev) break;
+          prev = r.rps;
+        }
       }
     }
     for (let round = 0; round < o.rounds; round++) {
       for (const c of o.concurrency) {
-        for (const t of TARGETS) {
+        for (const t of o.targets) {
           const r = await measureRun(env.bench, w, t, c, o.durationS * 1000, round);
           progress(r);
           out.push(r);
@@ -300,14 +419,14 @@ async function runPaced(o: Options, tmp: string): Promise<PacedReport> {
   console.error(
     `\npaced SSE TTFB and chunk delays: ${o.pacedStreams} streams × ${o.rounds} rounds`,
   );
-  const env = await startEnv("ttfb", tmp);
+  const env = await startEnv("ttfb", tmp, o.targets);
   const b = env.bench;
   const problems: string[] = [];
   try {
     const paced = WORKLOADS.find((w) => w.name === "paced")!;
-    const targets = TARGETS.map((t) => ({
+    const targets = o.targets.map((t) => ({
       name: t,
-      url: t === "direct" ? b.up.base : t === "floor" ? b.floor.url : b.gateway.url,
+      url: urlOf(b, t),
       specs: requestsFor(paced, t, b.creds),
     }));
     await quiesce(b.up);
@@ -320,11 +439,11 @@ async function runPaced(o: Options, tmp: string): Promise<PacedReport> {
       rounds: o.rounds,
       streams: o.pacedStreams,
       staggerMs,
-      warmup: 4,
+      warmup: o.pacedStreams,
     }, { cpu: CPU_LOAD, log: `${LOGS}/ttfb-client.log`, tmpDir: tmp });
     track(client.proc);
     const perBatch = o.pacedStreams * staggerMs + 2000;
-    const line = await client.next(((o.rounds + 1) * 3 * perBatch) + 30_000);
+    const line = await client.next(((o.rounds + 1) * o.targets.length * perBatch) + 30_000);
     await client.proc.child.status;
     const results = line.results as Record<string, PacedSamples>;
     if (!await quiesce(b.up)) problems.push("the upstream did not go idle");
@@ -333,7 +452,7 @@ async function runPaced(o: Options, tmp: string): Promise<PacedReport> {
     const report = summarizePaced(results, usage, problems);
     for (const r of report.rows) {
       console.error(
-        `  ${r.target.padEnd(7)} TTFB p50 ${r.ttfbP50.toFixed(2)} ms, chunk delay p99 ` +
+        `  ${r.target.padEnd(12)} TTFB p50 ${r.ttfbP50.toFixed(2)} ms, chunk delay p99 ` +
           `${r.delayP99.toFixed(2)} ms, gap p99 ${r.gapP99.toFixed(2)} ms`,
       );
     }
@@ -346,12 +465,12 @@ async function runPaced(o: Options, tmp: string): Promise<PacedReport> {
 /** RSS before and while `n` slow streams are open through `target`. */
 async function runOpen(
   env: Env,
-  target: "floor" | "gateway",
+  target: ProxyName,
   n: number,
   tmp: string,
 ): Promise<OpenReport> {
   const b = env.bench;
-  const pid = target === "floor" ? b.floor.pid : b.gateway.pid;
+  const pid = pidOf(b, target);
   const problems: string[] = [];
   // Warm the process up (JIT, buffers) with ordinary traffic first.
   const sse = WORKLOADS.find((w) => w.name === "sse")!;
@@ -372,7 +491,7 @@ async function runOpen(
     mode: "open",
     target: {
       name: target,
-      url: target === "floor" ? b.floor.url : b.gateway.url,
+      url: urlOf(b, target),
       specs: requestsFor(SLOW, target, b.creds),
     },
     streams: n,
@@ -428,7 +547,7 @@ async function runOpen(
   return report;
 }
 
-async function machineHeader(o: Options): Promise<string> {
+async function machineHeader(o: Options, portkey: string | undefined): Promise<string> {
   const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
   const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown CPU";
   const text = async (cmd: string, args: string[]) => {
@@ -453,7 +572,7 @@ async function machineHeader(o: Options): Promise<string> {
     "main.ts",
   ]);
   const pin = CPU_SERVER !== undefined
-    ? "servers (upstream, floor, gateway) pinned to CPU 0, load (wrk, stream client) to CPU 1 with taskset"
+    ? "servers (upstream and every target) pinned to CPU 0, load (wrk, stream client) to CPU 1 with taskset"
     : "not pinned (taskset missing or a single CPU)";
   return [
     `# Gateway benchmark`,
@@ -465,8 +584,9 @@ async function machineHeader(o: Options): Promise<string> {
         ? Deno.env.get("BENCH_GATEWAY_MAIN")
         : `commit ${commit || "unknown"}${dirty ? " + uncommitted changes in lib/ or main.ts" : ""}`
     }`,
+    ...(portkey ? [`- ${portkey}`] : []),
     `- ${pin}`,
-    `- ${o.rounds} round(s) × ${o.durationS} s per run, interleaved direct → floor → gateway${
+    `- ${o.rounds} round(s) × ${o.durationS} s per run, interleaved ${o.targets.join(" → ")}${
       o.quick ? " (--quick)" : ""
     }; medians over rounds, ratios are medians of per-round ratios`,
   ].join("\n");
@@ -481,7 +601,9 @@ async function runProfile(o: Options, tmp: string): Promise<number> {
     await Deno.mkdir(dir, { recursive: true });
     const c = o.profileConcurrency;
     console.error(`\nprofiling the gateway on ${w.label} at c=${c} for ${o.profileSeconds} s`);
-    const env = await startEnv(`profile-${name}`, tmp, ["--cpu-prof", `--cpu-prof-dir=${dir}`]);
+    const env = await startEnv(`profile-${name}`, tmp, ["gateway"], {
+      gatewayFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`],
+    });
     try {
       progress(await measureRun(env.bench, w, "gateway", c, 1000, -1));
       const r = await measureRun(env.bench, w, "gateway", c, o.profileSeconds * 1000, 0);
@@ -511,7 +633,8 @@ async function main(): Promise<number> {
   const tmp = await Deno.makeTempDir({ prefix: "gateway-bench-" });
   try {
     if (o.profile) return await runProfile(o, tmp);
-    const header = await machineHeader(o);
+    const portkey = o.targets.includes("portkey") ? await ensurePortkey() : undefined;
+    const header = await machineHeader(o, portkey);
     const t0 = performance.now();
     const runs: RunResult[] = [];
     for (const w of o.workloads) runs.push(...await runWorkload(w, o, tmp));
@@ -519,10 +642,11 @@ async function main(): Promise<number> {
     const open: OpenReport[] = [];
     if (o.streams > 0) {
       console.error(`\n${o.streams} open streams: RSS per stream`);
-      const env = await startEnv("open", tmp);
+      const env = await startEnv("open", tmp, o.targets);
       try {
-        open.push(await runOpen(env, "floor", o.streams, tmp));
-        open.push(await runOpen(env, "gateway", o.streams, tmp));
+        for (const t of o.targets) {
+          if (t !== "direct") open.push(await runOpen(env, t, o.streams, tmp));
+        }
       } finally {
         await stopEnv(env);
       }
@@ -550,19 +674,35 @@ async function main(): Promise<number> {
     const md = [
       header,
       "",
-      `## Throughput, latency, CPU and memory (${minutes} min run)`,
+      `## Throughput (${minutes} min run)`,
       "",
-      renderCells(cells),
+      renderThroughput(cells),
       "",
-      "RPS counts completed requests until the run's clean end. Latencies from wrk's histogram. " +
-      "Added p50 = target p50 − direct p50. CPU = user+system time of the proxy process " +
-      "(/proc/<pid>/stat) per completed request; upstream CPU is the fake upstream's. Peak RSS " +
-      "= VmHWM of the proxy process during the run" +
-      (cells.some((c) => c.peakIsLifetime) ? " (* lifetime peak: clear_refs not writable)" : "") +
-      ". Usage: the gateway's recorded requests and tokens equal what the upstream served, " +
-      "per gateway run. Each request alternates Anthropic (/v1/messages) and OpenAI " +
+      "RPS counts completed requests until the run's clean end (medians over rounds). " +
+      "gw÷X = the gateway's RPS ÷ X's, median of per-round ratios; best meter = the metering " +
+      "floor with the higher RPS in that cell (tee = meter-tee, inline = meter-inline). " +
+      "Usage: the gateway's recorded requests and tokens equal what the upstream served, per " +
+      "gateway run. Each request alternates Anthropic (/v1/messages) and OpenAI " +
       "(/v1/chat/completions, no stream_options: the gateway adds include_usage and strips " +
-      "the usage event).",
+      "the usage event; the other targets forward the body as is).",
+      "",
+      "## CPU per request",
+      "",
+      renderCpu(cells),
+      "",
+      "CPU = user+system time of the proxy process (/proc/<pid>/stat, all threads) per " +
+      "completed request, µs; lower is better. gw÷X = the gateway's CPU per request ÷ X's; " +
+      "best meter = the metering floor with the lower CPU per request in that cell. Upstream: " +
+      "the fake upstream's CPU per request in the direct and gateway runs.",
+      "",
+      "## Latency and memory",
+      "",
+      renderLatency(cells),
+      "",
+      "Latencies from wrk's histogram. Added p50 = target p50 − direct p50 (same round). Peak " +
+      "RSS = VmHWM of the proxy process during the run" +
+      (cells.some((c) => c.peakIsLifetime) ? " (* lifetime peak: clear_refs not writable)" : "") +
+      ".",
       "",
       renderCancellation(runs),
       ...(paced
@@ -604,7 +744,7 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   // A hard limit on the whole benchmark, whatever hangs.
-  const maxMinutes = Number(Deno.env.get("BENCH_MAX_MINUTES") || 30);
+  const maxMinutes = Number(Deno.env.get("BENCH_MAX_MINUTES") || 60);
   const watchdog = setTimeout(async () => {
     console.error(`bench: still running after ${maxMinutes} min (BENCH_MAX_MINUTES): giving up`);
     await stopAll();

@@ -2,7 +2,7 @@
  * The streaming client (not wrk), run as its own process on the load core:
  *
  * - `paced`: opens paced SSE streams through each target in turn (rounds
- *   interleaved: direct, floor, gateway, direct, ...), staggered, and
+ *   interleaved: every target in turn, then again), staggered, and
  *   timestamps every chunk: time to first body byte, gaps between chunks,
  *   and each delta's delay from the upstream's send stamp (`bench_t`, wall
  *   clock) to its arrival here. One process measures every target, so any
@@ -67,12 +67,7 @@ const STAMP_RE = /"bench_t":([\d.]+)/g;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function headersOf(spec: RequestSpec, tag: string): HeadersInit {
-  return {
-    "content-type": "application/json",
-    [spec.authHeader]: spec.authValue,
-    "x-bench-tag": tag,
-    ...(spec.authHeader === "x-api-key" ? { "anthropic-version": "2023-06-01" } : {}),
-  };
+  return { ...spec.headers, "x-bench-tag": tag };
 }
 
 /** One paced stream, timestamped. */

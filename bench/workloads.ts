@@ -1,10 +1,11 @@
 /**
  * What the benchmark sends: the four workloads (instant JSON, unpaced SSE,
  * paced SSE, 500 KB request bodies), each as one Anthropic and one OpenAI
- * request that the load generator alternates, and the three targets
- * (direct to the fake upstream, the floor, the gateway) with the paths and
- * credentials each expects.
+ * request that the load generator alternates, and the targets (direct to
+ * the fake upstream, the three floors, Portkey, the gateway) with the
+ * paths, credentials and headers each expects.
  */
+import { portkeyHeaders } from "./portkey.ts";
 import type { Mode } from "./upstream.ts";
 
 /** A workload's name (`slow` is only used by the open-streams test). */
@@ -39,23 +40,38 @@ export const SLOW: Workload = {
   responseMs: 0,
 };
 
-/** Where load goes. */
-export type TargetName = "direct" | "floor" | "gateway";
+/**
+ * Where load goes: straight to the fake upstream; the bare floor
+ * (floor.ts); the metering floors (floor_meter_tee.ts,
+ * floor_meter_inline.ts); Portkey's gateway (portkey.ts); our gateway.
+ */
+export type TargetName = "direct" | "bare" | "meter-tee" | "meter-inline" | "portkey" | "gateway";
 
-/** The three targets, in the order every round visits them. */
-export const TARGETS: TargetName[] = ["direct", "floor", "gateway"];
+/** Every target, in the order each round visits them. */
+export const TARGETS: TargetName[] = [
+  "direct",
+  "bare",
+  "meter-tee",
+  "meter-inline",
+  "portkey",
+  "gateway",
+];
+
+/** The targets that are a process of their own between the load and the upstream. */
+export type ProxyName = Exclude<TargetName, "direct">;
 
 /** One request as the load generator sends it. */
 export interface RequestSpec {
   path: string;
-  /** The one credential header (`x-api-key` or `authorization`). */
-  authHeader: string;
-  authValue: string;
+  /** Every header besides the ones HTTP itself needs (host, content-length). */
+  headers: Record<string, string>;
   body: string;
 }
 
-/** Credentials of each hop. */
+/** Credentials of each hop (and where the upstream is, which Portkey is told per request). */
 export interface Credentials {
+  /** The fake upstream's base URL. */
+  upstreamUrl: string;
   /** What the upstream requires on its Anthropic path. */
   upstreamA: string;
   /** What the upstream requires on its OpenAI path (bearer token). */
@@ -115,29 +131,32 @@ export function requestBody(w: Workload, format: "anthropic" | "openai"): string
 
 /** The two requests (Anthropic, OpenAI) of a workload for one target. */
 export function requestsFor(w: Workload, target: TargetName, c: Credentials): RequestSpec[] {
-  const anthropic = requestBody(w, "anthropic");
-  const openai = requestBody(w, "openai");
-  if (target === "gateway") {
-    return [
-      { path: "/v1/messages", authHeader: "x-api-key", authValue: c.gatewayKey, body: anthropic },
-      {
-        path: "/v1/chat/completions",
-        authHeader: "authorization",
-        authValue: `Bearer ${c.gatewayKey}`,
-        body: openai,
+  const spec = (format: "anthropic" | "openai", key: string): RequestSpec => {
+    // The bare floor forwards to the same path; the others route like the gateway.
+    const path = format === "anthropic" ? "/v1/messages" : "/v1/chat/completions";
+    return {
+      path: target === "direct" || target === "bare" ? `/${format}${path}` : path,
+      headers: {
+        "content-type": "application/json",
+        ...(format === "anthropic"
+          ? { "x-api-key": key, "anthropic-version": "2023-06-01" }
+          : { "authorization": `Bearer ${key}` }),
+        ...(target === "portkey" ? portkeyHeaders(c.upstreamUrl, format) : {}),
       },
-    ];
-  }
-  // The floor swaps the credential it is sent for the upstream's.
-  const a = target === "direct" ? c.upstreamA : "floor-client-key";
-  const o = target === "direct" ? c.upstreamO : "floor-client-key";
-  return [
-    { path: "/anthropic/v1/messages", authHeader: "x-api-key", authValue: a, body: anthropic },
-    {
-      path: "/openai/v1/chat/completions",
-      authHeader: "authorization",
-      authValue: `Bearer ${o}`,
-      body: openai,
-    },
-  ];
+      body: requestBody(w, format),
+    };
+  };
+  // Direct and Portkey carry the provider's credential; the floors swap
+  // whatever they are sent for it; the gateway wants its own client key.
+  const keyA = target === "gateway"
+    ? c.gatewayKey
+    : target === "direct" || target === "portkey"
+    ? c.upstreamA
+    : "floor-client-key";
+  const keyO = target === "gateway"
+    ? c.gatewayKey
+    : target === "direct" || target === "portkey"
+    ? c.upstreamO
+    : "floor-client-key";
+  return [spec("anthropic", keyA), spec("openai", keyO)];
 }
