@@ -9,6 +9,7 @@ import type { Config } from "./config/env.ts";
 import type { Deadlines } from "./upstream/deadlines.ts";
 import type { Inflight } from "./ops/inflight.ts";
 import type { KeyStore } from "./store/keys.ts";
+import type { LimitStore } from "./store/limits/store.ts";
 import type { Logger } from "./ops/log.ts";
 import type { Metrics } from "./ops/metrics.ts";
 import type { Registry } from "./config/registry.ts";
@@ -22,6 +23,8 @@ export interface Context {
   registry: Registry;
   kv: Deno.Kv;
   keys: KeyStore;
+  /** Per-key limits, exact across processes. */
+  limits: LimitStore;
   /** Records finished requests' usage (write-behind). */
   usageWriter: UsageWriter;
   /** Reads usage back (after this process's pending writes). */

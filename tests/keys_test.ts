@@ -43,7 +43,7 @@ async function memoryStore() {
 }
 
 async function authError(keys: KeyStore, headers: Record<string, string>): Promise<GatewayError> {
-  const e = await assertRejects(() => authenticateClient(keys, new Headers(headers)));
+  const e = await assertRejects(() => authenticateClient(keys, new Headers(headers), Date.now()));
   assert(e instanceof GatewayError, String(e));
   return e;
 }
@@ -133,7 +133,7 @@ Deno.test("lookup reads no KV, and a warm key is not even hashed again", async (
       assertEquals(digests, 1, "warm: no hash");
       const headers = new Headers({ "x-api-key": secret });
       for (let i = 0; i < 100; i++) {
-        assertEquals((await authenticateClient(keys, headers)).id, record.id);
+        assertEquals((await authenticateClient(keys, headers, Date.now())).id, record.id);
       }
       assertEquals(await keys.lookup("sk-gw-unknown"), undefined);
     } finally {
@@ -150,13 +150,13 @@ Deno.test("disable, enable, delete and rotate take effect in the same store at o
   try {
     const { record, secret } = await keys.create({ name: "k" });
     const h = { "x-api-key": secret };
-    assertEquals((await authenticateClient(keys, new Headers(h))).id, record.id); // warm
+    assertEquals((await authenticateClient(keys, new Headers(h), Date.now())).id, record.id); // warm
 
     await keys.setEnabled(record.id, false);
     const off = await authError(keys, h);
     assertEquals([off.status, off.code], [403, "key_disabled"]);
     await keys.setEnabled(record.id, true);
-    assertEquals((await authenticateClient(keys, new Headers(h))).enabled, true);
+    assertEquals((await authenticateClient(keys, new Headers(h), Date.now())).enabled, true);
 
     const { secret: fresh, record: rotated } = await keys.rotate(record.id);
     assertEquals(rotated.id, record.id);
@@ -248,7 +248,11 @@ Deno.test("authenticateClient: x-api-key, Bearer, or both with different values"
     await keys.setEnabled(off.id, false);
     const unknown = "sk-gw-unknownunknownunknownunknown00";
     const pass = async (h: Record<string, string>) =>
-      assertEquals((await authenticateClient(keys, new Headers(h))).id, good.id, JSON.stringify(h));
+      assertEquals(
+        (await authenticateClient(keys, new Headers(h), Date.now())).id,
+        good.id,
+        JSON.stringify(h),
+      );
 
     await pass({ "x-api-key": ok });
     await pass({ authorization: `Bearer ${ok}` });

@@ -44,6 +44,8 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   METRICS_PUBLIC: bool.default(false),
   METRICS_PER_KEY: bool.default(false),
+  LIMIT_COUNT_TOKENS: bool.default(false),
+  LIMIT_DEFAULT_MAX_TOKENS: int(1, 10_000_000).default(4096),
 });
 
 /** Validated gateway configuration. */
@@ -67,6 +69,10 @@ export interface Config {
   logLevel: "debug" | "info" | "warn" | "error";
   metricsPublic: boolean;
   metricsPerKey: boolean;
+  /** Count `count_tokens` calls against `rpm` and `max_concurrent` (they are free: off by default). */
+  limitCountTokens: boolean;
+  /** Output tokens a request without `max_tokens` reserves against token quotas and budgets. */
+  limitDefaultMaxTokens: number;
 }
 
 /** Names of every environment variable the gateway reads (besides provider secrets). */
@@ -105,5 +111,7 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     logLevel: e.LOG_LEVEL,
     metricsPublic: e.METRICS_PUBLIC,
     metricsPerKey: e.METRICS_PER_KEY,
+    limitCountTokens: e.LIMIT_COUNT_TOKENS,
+    limitDefaultMaxTokens: e.LIMIT_DEFAULT_MAX_TOKENS,
   };
 }

@@ -20,8 +20,12 @@ export function presentedSecrets(headers: Headers): string[] {
   return out;
 }
 
-/** The calling client's key; throws 401 (missing/unknown) or 403 (disabled). */
-export async function authenticateClient(keys: KeyStore, headers: Headers): Promise<KeyRecord> {
+/** The calling client's key; throws 401 (missing, unknown or expired) or 403 (disabled). */
+export async function authenticateClient(
+  keys: KeyStore,
+  headers: Headers,
+  now: number,
+): Promise<KeyRecord> {
   const secrets = presentedSecrets(headers);
   if (secrets.length === 0) {
     throw new GatewayError(
@@ -31,10 +35,19 @@ export async function authenticateClient(keys: KeyStore, headers: Headers): Prom
     );
   }
   let disabled: KeyRecord | undefined;
+  let expired: KeyRecord | undefined;
   for (const s of secrets) {
     const rec = await keys.lookup(s);
-    if (rec?.enabled) return rec;
-    disabled ??= rec;
+    if (rec?.expiresAt && now >= Date.parse(rec.expiresAt)) expired ??= rec;
+    else if (rec?.enabled) return rec;
+    else disabled ??= rec;
+  }
+  if (expired) {
+    throw new GatewayError(
+      401,
+      "key_expired",
+      `API key "${expired.name}" expired at ${expired.expiresAt}`,
+    );
   }
   if (disabled) {
     throw new GatewayError(403, "key_disabled", `API key "${disabled.name}" is disabled`);
@@ -100,7 +113,7 @@ export class AdminAuth {
 /** Wraps a handler for client keys: 401/403 in the route's shape unless the request carries a live key. */
 export function withClient(h: ClientHandler): Handler {
   return async (req, ctx, call) => {
-    call.key = await authenticateClient(ctx.keys, req.headers);
+    call.key = await authenticateClient(ctx.keys, req.headers, ctx.clock.now());
     return await h(req, ctx, call as ClientCall);
   };
 }

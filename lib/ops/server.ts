@@ -13,12 +13,15 @@ import { Inflight } from "./inflight.ts";
 import { KeyStore } from "../store/keys.ts";
 import { errorMessage, Logger, type Sink } from "./log.ts";
 import { addGauges } from "./gauges.ts";
+import { newId } from "./ids.ts";
 import { Metrics } from "./metrics.ts";
 import { importLunaFile } from "../store/luna_import.ts";
 import { loadRegistry, type Registry } from "../config/registry.ts";
 import { watchRegistry } from "../config/reload.ts";
 import { createRouter } from "../http/router.ts";
 import { fallbackShape, ROUTES } from "../http/routes.ts";
+import { LimitStore, type Seed } from "../store/limits/store.ts";
+import { Windows } from "../store/limits/windows.ts";
 import { UsageReader } from "../store/usage/reader.ts";
 import { UsageWriter } from "../store/usage/writer.ts";
 
@@ -73,13 +76,31 @@ async function createContext(opts: GatewayOptions): Promise<Context> {
     },
     onCommit: (ms) => metrics.kvWrite.observe({}, ms / 1000),
   });
+  const usageReader = new UsageReader(kv, () => usageWriter.flush());
+  const windows = new Windows(config.usageTz);
+  // A quota or budget set mid-day (or mid-month) counts the use already recorded in it.
+  const seed: Seed = async (keyId, span, now) => {
+    const day = windows.day(now).id.slice(1);
+    const from = span === "day" ? day : `${day.slice(0, 7)}-01`;
+    let tokens = 0;
+    for (const r of await usageReader.byKey(keyId, from, day)) {
+      const c = r.counters;
+      tokens += c.input_uncached + c.cache_read + c.cache_write + c.output;
+    }
+    return { tokens, microUsd: 0 };
+  };
   const ctx: Context = {
     config,
     registry: opts.registry ?? await loadRegistry(config.modelsPath),
     kv,
     keys,
     usageWriter,
-    usageReader: new UsageReader(kv, () => usageWriter.flush()),
+    usageReader,
+    limits: new LimitStore(kv, clock, windows, {
+      processId: newId(),
+      seed,
+      onError: (e) => log.error("limit store write failed; will retry", { error: errorMessage(e) }),
+    }),
     buckets,
     clock,
     log,
@@ -170,6 +191,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
       ctx.keys.close();
       ctx.deadlines.close();
+      await ctx.limits.close();
       await ctx.usageWriter.flush();
       if (!opts.kv) ctx.kv.close();
       log.info("gateway stopped");

@@ -35,6 +35,10 @@ export interface BodyFields {
   model?: unknown;
   stream?: unknown;
   stream_options?: unknown;
+  /** The output cap (Anthropic, OpenAI), for limit reservations. */
+  max_tokens?: unknown;
+  /** OpenAI's newer output cap. */
+  max_completion_tokens?: unknown;
 }
 
 /** A request body's routing facts. */
@@ -45,7 +49,13 @@ export interface InspectedBody {
   stream: boolean;
 }
 
-const WANTED = ["model", "stream", "stream_options"] as const;
+const WANTED = [
+  "model",
+  "stream",
+  "stream_options",
+  "max_tokens",
+  "max_completion_tokens",
+] as const;
 
 /**
  * Checks that the body is a JSON object with a string `model`; 400

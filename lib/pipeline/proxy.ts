@@ -19,6 +19,7 @@ import type { ApiFormat, FormatEndpoint } from "../formats/format.ts";
 import type { ClientCall, ClientHandler } from "../http/call.ts";
 import { errorResponse } from "../http/error_shape.ts";
 import type { GatewayError } from "../http/errors.ts";
+import { requestCost } from "../metering/cost.ts";
 import { admit } from "./admit.ts";
 import { attempt, type Attempted } from "./attempt.ts";
 import { readRequestBody, type RequestBody } from "./body.ts";
@@ -38,11 +39,15 @@ export function proxyHandler(format: ApiFormat, endpoint: FormatEndpoint): Clien
     const body = await readRequestBody(req, ctx.config.maxBodyBytes);
     if (!body.ok) return refuse(body.error);
     call.model = body.value.model;
-    const admitted = admit(call.key, body.value.model);
-    if (!admitted.ok) return refuse(admitted.error);
     const registry = ctx.registry; // in-flight requests keep the config they started with
+    const admitted = await admit(ctx, registry, call.key, body.value, endpoint);
+    if (!admitted.ok) return refuse(admitted.error);
+    const admission = admitted.value;
     const chain = chooseChain(ctx, registry, format, body.value.model, call.key);
-    if (!chain.ok) return refuse(chain.error);
+    if (!chain.ok) {
+      admission.settle(undefined, 0);
+      return refuse(chain.error);
+    }
 
     const stream = body.value.stream && endpoint.metered;
     const tracked = ctx.inflight.track();
@@ -52,6 +57,8 @@ export function proxyHandler(format: ApiFormat, endpoint: FormatEndpoint): Clien
     const finish = (ended: Ended) => {
       if (finished) return;
       finished = true;
+      const cost = requestCost(ended.metered, (m) => registry.pricing(m), body.value.model);
+      admission.settle(ended.metered, cost);
       recordOutcome(ctx, registry, call, endpoint, body.value, stream, attempted, ended);
       tracked.done();
     };
@@ -75,6 +82,7 @@ export function proxyHandler(format: ApiFormat, endpoint: FormatEndpoint): Clien
         endpoint,
         model: body.value.model,
         requestId: call.id,
+        headers: admission.headers,
         shutdown: tracked.signal,
         onEnd: finish,
       });

@@ -37,6 +37,8 @@ export interface RespondInput {
   /** The model asked for (for messages naming it). */
   model: string;
   requestId: string;
+  /** Headers the gateway adds to whatever goes out (its own rate-limit headers). */
+  headers: [string, string][];
   /** Aborts when shutdown ends the request; a stream then gets an error event. */
   shutdown: AbortSignal;
   /** Called once, when the response has ended. */
@@ -68,7 +70,7 @@ export function respond(ctx: Context, a: Attempted, r: RespondInput): Response {
       });
       // Nobody listens to a client that left; shutdown gets a native 503.
       if (!a.shutdown) return new Response(null, { status: 499 });
-      return withRequestId(r.format.error(503, `${a.shutdown}; retry the request`), r.requestId);
+      return gatewayMade(r.format.error(503, `${a.shutdown}; retry the request`), r);
     }
     case "failed":
       return failed(a, r);
@@ -104,7 +106,7 @@ function complete(a: Attempted & { kind: "complete" }, r: RespondInput): Respons
   return new Response(bytes, {
     status: res.status,
     statusText: res.statusText,
-    headers: responseHeaders(res.headers, r.requestId),
+    headers: clientHeaders(res.headers, r),
   });
 }
 
@@ -120,7 +122,7 @@ function failed(a: Attempted & { kind: "failed" }, r: RespondInput): Response {
     return new Response(last.body, {
       status: last.res.status,
       statusText: last.res.statusText,
-      headers: responseHeaders(last.res.headers, r.requestId),
+      headers: clientHeaders(last.res.headers, r),
     });
   }
   const tried = [...new Set(a.tried)];
@@ -130,7 +132,7 @@ function failed(a: Attempted & { kind: "failed" }, r: RespondInput): Response {
     }); last error: ${last.message}`
     : last.message;
   r.onEnd({ status: last.status, failed: true, incomplete: false, error: message });
-  return withRequestId(r.format.error(last.status, message), r.requestId);
+  return gatewayMade(r.format.error(last.status, message), r);
 }
 
 /** Relays an SSE upstream response; `onEnd` fires when the stream has ended. */
@@ -178,14 +180,21 @@ function streamed(ctx: Context, a: Attempted & { kind: "stream" }, r: RespondInp
   return new Response(relayed.stream, {
     status: res.status,
     statusText: res.statusText,
-    headers: responseHeaders(res.headers, r.requestId),
+    headers: clientHeaders(res.headers, r),
   });
 }
 
-/** Adds the gateway request id to a response the gateway made itself. */
-function withRequestId(res: Response, id: string): Response {
-  res.headers.set("x-request-id", id);
+/** Adds the request id and the gateway's headers to a response the gateway made itself. */
+function gatewayMade(res: Response, r: RespondInput): Response {
+  res.headers.set("x-request-id", r.requestId);
+  for (const [k, v] of r.headers) res.headers.set(k, v);
   return res;
+}
+
+/** The upstream's headers for the client, with the request id and the gateway's own headers. */
+function clientHeaders(upstream: Headers, r: RespondInput): [string, string][] {
+  const h = responseHeaders(upstream, r.requestId);
+  return r.headers.length ? [...h, ...r.headers] : h;
 }
 
 /** The upstream's own request id, when it sent one. */

@@ -28,10 +28,68 @@ export interface KeyRecord {
   allowedProviders?: string[];
   /** Model ids or globs (`claude-*`) this key may use; absent means all. */
   allowedModels?: string[];
+  /** Rate limits, quotas and budgets; each absent one is unlimited. */
+  limits?: KeyLimits;
+  /** ISO 8601 time after which the key no longer works. */
+  expiresAt?: string;
+  /** Free-form labels (shown in reports). */
+  metadata?: Record<string, string>;
+  /** The secret replaced by a rotation, still accepted until `until` (ISO 8601). */
+  previous?: { hash: string; until: string };
   /** Where the key came from. */
   source: "gateway" | "luna";
   /** Set when deleted; kept so that usage history still has a name. */
   deleted?: string;
+}
+
+/** A key's limits. Money is in micro-USD (integers); days and months on the `USAGE_TZ` calendar. */
+export interface KeyLimits {
+  rpm?: number;
+  tpm?: number;
+  maxConcurrent?: number;
+  dailyTokens?: number;
+  monthlyTokens?: number;
+  dailyMicroUsd?: number;
+  monthlyMicroUsd?: number;
+}
+
+/** The editable fields of a key; `null` clears a field. */
+export interface KeyChanges {
+  name?: string;
+  enabled?: boolean;
+  allowedProviders?: string[] | null;
+  allowedModels?: string[] | null;
+  limits?: { [K in keyof KeyLimits]?: number | null };
+  expiresAt?: string | null;
+  metadata?: Record<string, string> | null;
+}
+
+/** A key with `changes` applied (`null` removes a field; an empty limits object goes). */
+export function applyChanges(k: KeyRecord, changes: KeyChanges): KeyRecord {
+  const next: KeyRecord = { ...k };
+  const put = <F extends "allowedProviders" | "allowedModels" | "expiresAt" | "metadata">(
+    f: F,
+    v: KeyRecord[F] | null | undefined,
+  ) => {
+    if (v === null) delete next[f];
+    else if (v !== undefined) next[f] = v;
+  };
+  if (changes.name !== undefined) next.name = changes.name;
+  if (changes.enabled !== undefined) next.enabled = changes.enabled;
+  put("allowedProviders", changes.allowedProviders);
+  put("allowedModels", changes.allowedModels);
+  put("expiresAt", changes.expiresAt);
+  put("metadata", changes.metadata);
+  if (changes.limits) {
+    const limits: KeyLimits = { ...k.limits };
+    for (const [f, v] of Object.entries(changes.limits) as [keyof KeyLimits, number | null][]) {
+      if (v === null) delete limits[f];
+      else if (v !== undefined) limits[f] = v;
+    }
+    if (Object.keys(limits).length > 0) next.limits = limits;
+    else delete next.limits;
+  }
+  return next;
 }
 
 const SECRET_PREFIX = "sk-gw-";
@@ -67,9 +125,8 @@ export class KeyNotFound extends Error {
 }
 
 /** Options for a new key. */
-export interface NewKey {
+export interface NewKey extends Omit<KeyChanges, "name" | "enabled"> {
   name: string;
-  allowedProviders?: string[];
   enabled?: boolean;
   created?: string;
 }
@@ -80,7 +137,7 @@ export class KeyStore {
   #byId = new Map<string, KeyRecord>();
   #byHash = new Map<string, KeyRecord>();
   /** secret -> record, so a warm key costs neither a hash nor a KV read. */
-  #bySecret = new Map<string, KeyRecord>();
+  #bySecret = new Map<string, { rec: KeyRecord; previous: boolean }>();
   #version = -1n;
   #timer?: ReturnType<typeof setTimeout>;
   #clock: Clock;
@@ -102,7 +159,8 @@ export class KeyStore {
       byId.set(e.value.id, e.value);
     }
     this.#byId = byId;
-    this.#byHash = new Map([...byId.values()].filter((k) => !k.deleted).map((k) => [k.hash, k]));
+    this.#byHash = new Map();
+    for (const k of byId.values()) this.#index(k);
     this.#bySecret.clear();
     this.#version = version.value?.value ?? 0n;
   }
@@ -124,16 +182,32 @@ export class KeyStore {
     clearInterval(this.#timer);
   }
 
-  /** The live record for a presented secret, or undefined when unknown or deleted. */
+  /**
+   * The live record for a presented secret, or undefined when unknown,
+   * deleted, or a rotated-out secret whose grace period is over.
+   */
   async lookup(secret: string): Promise<KeyRecord | undefined> {
-    const warm = this.#bySecret.get(secret);
-    if (warm) return warm;
-    const rec = this.#byHash.get(await sha256Hex(secret));
-    if (rec) {
+    let hit = this.#bySecret.get(secret);
+    if (!hit) {
+      const hash = await sha256Hex(secret);
+      const rec = this.#byHash.get(hash);
+      if (!rec) return undefined;
+      hit = { rec, previous: rec.hash !== hash };
       if (this.#bySecret.size >= 100_000) this.#bySecret.clear();
-      this.#bySecret.set(secret, rec);
+      this.#bySecret.set(secret, hit);
     }
-    return rec;
+    if (hit.previous) {
+      const until = hit.rec.previous ? Date.parse(hit.rec.previous.until) : 0;
+      if (!(this.#clock.now() < until)) return undefined;
+    }
+    return hit.rec;
+  }
+
+  /** Makes a record findable by its secret's hash (and a rotated-out one's, during its grace). */
+  #index(k: KeyRecord): void {
+    if (k.deleted) return;
+    this.#byHash.set(k.hash, k);
+    if (k.previous) this.#byHash.set(k.previous.hash, k);
   }
 
   /** A key by id (deleted ones included), from memory. */
@@ -170,16 +244,16 @@ export class KeyStore {
     extra?: (op: Deno.AtomicOperation, record: KeyRecord) => void,
   ): Promise<KeyRecord | undefined> {
     const hash = await sha256Hex(secret);
-    const record: KeyRecord = {
+    const { created, ...changes } = opts;
+    const record = applyChanges({
       id: newId(),
       name: opts.name,
       hash,
       masked: maskSecret(secret),
       enabled: opts.enabled ?? true,
-      created: opts.created ?? this.#nowIso(),
+      created: created ?? this.#nowIso(),
       source,
-      ...(opts.allowedProviders ? { allowedProviders: opts.allowedProviders } : {}),
-    };
+    }, changes);
     const op = this.#kv.atomic()
       .check({ key: ["key_hash", hash], versionstamp: null })
       .set(["keys", record.id], record)
@@ -209,10 +283,18 @@ export class KeyStore {
   }
 
   #remember(next: KeyRecord, prev?: KeyRecord): void {
-    if (prev) this.#byHash.delete(prev.hash);
-    for (const [s, r] of this.#bySecret) if (r.id === next.id) this.#bySecret.delete(s);
+    if (prev) {
+      this.#byHash.delete(prev.hash);
+      if (prev.previous) this.#byHash.delete(prev.previous.hash);
+    }
+    for (const [s, r] of this.#bySecret) if (r.rec.id === next.id) this.#bySecret.delete(s);
     this.#byId.set(next.id, next);
-    if (!next.deleted) this.#byHash.set(next.hash, next);
+    this.#index(next);
+  }
+
+  /** Changes a key's editable fields; effective on this gateway at once. */
+  update(id: string, changes: KeyChanges): Promise<KeyRecord> {
+    return this.#update(id, (k) => applyChanges(k, changes));
   }
 
   /** Enables or disables a key; effective on this gateway at once. */
@@ -225,15 +307,24 @@ export class KeyStore {
     return this.#update(id, (k) => ({ ...k, enabled: false, deleted: this.#nowIso() }));
   }
 
-  /** Replaces a key's secret; the old one stops working at once. */
-  async rotate(id: string): Promise<{ record: KeyRecord; secret: string }> {
+  /**
+   * Replaces a key's secret, keeping its id, limits and history. The old
+   * secret keeps working for `graceMs` (0: it stops at once).
+   */
+  async rotate(id: string, graceMs = 0): Promise<{ record: KeyRecord; secret: string }> {
     const secret = newSecret();
     const hash = await sha256Hex(secret);
-    const record = await this.#update(
-      id,
-      (k) => ({ ...k, hash, masked: maskSecret(secret) }),
-      hash,
-    );
+    const record = await this.#update(id, (k) => {
+      const { previous: _, ...rest } = k;
+      const next: KeyRecord = { ...rest, hash, masked: maskSecret(secret) };
+      if (graceMs > 0) {
+        next.previous = {
+          hash: k.hash,
+          until: new Date(this.#clock.now() + graceMs).toISOString(),
+        };
+      }
+      return next;
+    }, hash);
     return { record, secret };
   }
 }
