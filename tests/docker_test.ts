@@ -604,6 +604,7 @@ Deno.test("docker: .env.example lists every variable, each one the gateway reads
     KV_PATH: CONFIG_DEFAULTS.kvPath,
     USAGE_TZ: CONFIG_DEFAULTS.usageTz,
     MAX_BODY_BYTES: String(CONFIG_DEFAULTS.maxBodyBytes),
+    BODY_TIMEOUT_MS: String(CONFIG_DEFAULTS.bodyTimeoutMs),
     USAGE_FLUSH_MS: String(CONFIG_DEFAULTS.usageFlushMs),
     KEYS_REFRESH_MS: String(CONFIG_DEFAULTS.keysRefreshMs),
     SHUTDOWN_GRACE_MS: String(CONFIG_DEFAULTS.shutdownGraceMs),

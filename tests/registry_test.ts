@@ -329,7 +329,7 @@ Deno.test("a bad models.json fails with one message naming the file and the fiel
     ["no providers", edit((r) => (r.providers = {})), "providers"],
     ["not an object", "[]", "(top level)"],
     ["json", '{"providers": {', "JSON"],
-    ["missing", null, "cannot read"],
+    ["missing", null, "does not exist"],
   ];
   for (const [what, content, field] of cases) {
     const msg = await loadError(content);

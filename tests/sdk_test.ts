@@ -4,8 +4,8 @@
  * JSON, model lists and errors must work unchanged, and usage must be
  * metered.
  */
-import Anthropic from "@anthropic-ai/sdk";
-import OpenAI from "openai";
+import Anthropic from "npm:@anthropic-ai/sdk@0.65.0";
+import OpenAI from "npm:openai@5.23.2";
 import { assert, assertEquals, assertIncludes } from "./assert.ts";
 import { fakeUpstream, type Seen, startTestGateway, testRegistry } from "./helpers.ts";
 

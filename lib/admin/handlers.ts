@@ -19,6 +19,7 @@ import {
 } from "./reports.ts";
 import { CreateKeyBody } from "./schemas.ts";
 import { type KeyTotals, zeroCounters } from "../store/usage.ts";
+import { clip } from "../http/client_text.ts";
 
 const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
 
@@ -96,7 +97,10 @@ export function keyView(k: KeyRecord, t?: KeyTotals) {
 function checkProviders(ctx: Context, ids: string[] | null | undefined): void {
   for (const id of ids ?? []) {
     if (!ctx.registry.providers.has(id)) {
-      throw errors.badRequest("unknown_provider", `allowed_providers: unknown provider "${id}"`);
+      throw errors.badRequest(
+        "unknown_provider",
+        `allowed_providers: unknown provider "${clip(id)}"`,
+      );
     }
   }
 }

@@ -32,4 +32,13 @@ export const errors = {
     ),
   tooLarge: (limit: number) =>
     new GatewayError(413, "request_too_large", `request body exceeds the ${limit}-byte limit`),
+  // The rest of the body never came: `connection: close` tells the server to drop the
+  // connection after answering (see lib/ops/server.ts) rather than wait for it.
+  requestTimeout: (ms: number) =>
+    new GatewayError(
+      408,
+      "request_timeout",
+      `the request body did not arrive within ${ms / 1000} s; send it again`,
+      { connection: "close" },
+    ),
 };

@@ -11,6 +11,7 @@ import { errors, GatewayError } from "./errors.ts";
 import { jsonResponse } from "../formats/format.ts";
 import type { KeyRecord } from "../store/keys.ts";
 import type { FormatName, KnownModel } from "../config/registry.ts";
+import { clip } from "./client_text.ts";
 
 /** A model a key can reach, with the format of the provider that serves it. */
 export interface ReachableModel {
@@ -100,6 +101,8 @@ export async function getModel(
   const found = reachableModels(ctx, key).find((r) =>
     r.model.id === params.id && (!anthropic || r.format === "anthropic")
   );
-  if (!found) throw new GatewayError(404, "model_not_found", `model "${params.id}" not found`);
+  if (!found) {
+    throw new GatewayError(404, "model_not_found", `model "${clip(params.id)}" not found`);
+  }
   return jsonResponse(200, anthropic ? anthropicItem(found.model) : openaiItem(found.model));
 }

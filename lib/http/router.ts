@@ -5,6 +5,7 @@
 import * as admin from "../admin/handlers.ts";
 import type { Context } from "../context.ts";
 import { errors, GatewayError } from "./errors.ts";
+import { clip } from "./client_text.ts";
 import { anthropic } from "../formats/anthropic.ts";
 import type { ApiFormat } from "../formats/format.ts";
 import { openai } from "../formats/openai.ts";
@@ -181,7 +182,7 @@ export function createRouter(ctx: Context, routes: Route[] = ROUTES) {
         return await r.handler(req, ctx, url, params);
       }
       if (allowed.length) throw errors.methodNotAllowed(allowed);
-      throw errors.notFound(`no route for ${req.method} ${path}`);
+      throw errors.notFound(`no route for ${clip(req.method)} ${clip(path)}`);
     } catch (e) {
       if (e instanceof GatewayError) return errorResponse(surface, e);
       ctx.log.error("internal error", { path, method: req.method, error: errorMessage(e) });

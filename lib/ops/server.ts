@@ -15,10 +15,12 @@ import { VERSION } from "./health.ts";
 import { errorMessage, Logger, type Sink } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { importLunaFile } from "../store/luna_import.ts";
-import { loadRegistry, type Registry } from "../config/registry.ts";
-import { watchRegistry } from "../config/reload.ts";
+import { loadRegistry, type Registry, RegistryError } from "../config/registry.ts";
+import { logRegistryWarnings, watchRegistry } from "../config/reload.ts";
 import { createRouter } from "../http/router.ts";
 import { UsageStore } from "../store/usage.ts";
+import { ConfigError } from "../config/env.ts";
+import { filePathProblem, kvError, kvPathProblem, listenError } from "./startup_errors.ts";
 
 /** What a gateway is built from; everything but `config` has a production default. */
 export interface GatewayOptions {
@@ -45,12 +47,35 @@ function processEnv(): (name: string) => string | undefined {
   };
 }
 
-/** Opens Deno KV at a file path (creating its folder), a URL, or `:memory:`. */
+/**
+ * Opens Deno KV at a file path (creating its folder), a URL, or `:memory:`.
+ * Failures throw a `ConfigError` naming KV_PATH and what is wrong.
+ */
 export async function openKv(path: string): Promise<Deno.Kv> {
   if (path !== ":memory:" && !/^https?:\/\//.test(path)) {
-    await Deno.mkdir(dirname(path), { recursive: true });
+    const problem = await kvPathProblem(path);
+    if (problem) throw new ConfigError(`KV_PATH ${path}: ${problem}`);
+    try {
+      await Deno.mkdir(dirname(path), { recursive: true });
+    } catch (e) {
+      throw kvError(path, `cannot create the folder ${dirname(path)}`, e);
+    }
   }
-  return await Deno.openKv(path);
+  try {
+    return await Deno.openKv(path);
+  } catch (e) {
+    throw kvError(path, "cannot open the database", e);
+  }
+}
+
+/** Loads MODELS_CONFIG; failures name the setting. */
+async function loadConfiguredRegistry(path: string): Promise<Registry> {
+  try {
+    return await loadRegistry(path);
+  } catch (e) {
+    if (e instanceof RegistryError) throw new ConfigError(`MODELS_CONFIG ${e.message}`);
+    throw e;
+  }
 }
 
 /** Builds the handler context and loads keys. */
@@ -72,7 +97,7 @@ export async function createContext(opts: GatewayOptions): Promise<Context> {
   usage.onCommit = (ms) => metrics.kvWrite.observe({}, ms / 1000);
   const ctx: Context = {
     config,
-    registry: opts.registry ?? await loadRegistry(config.modelsPath),
+    registry: opts.registry ?? await loadConfiguredRegistry(config.modelsPath),
     kv,
     keys,
     usage,
@@ -162,28 +187,91 @@ export interface Gateway {
   finished: Promise<void>;
 }
 
+/**
+ * Responses marked `connection: close` answer a request whose body never
+ * fully arrived (408). Deno's server would keep such a connection open,
+ * waiting for the rest of a body nobody reads; ending the response body
+ * with an error after its last byte is the one way a handler can make it
+ * drop the connection. The client gets the status and the error body, then
+ * the close.
+ */
+async function closeWhenAsked(res: Response): Promise<Response> {
+  if (res.headers.get("connection") !== "close") return res;
+  const bytes = await res.bytes();
+  let sent = false;
+  const body = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (sent) return c.error(new ConnectionDropped());
+      sent = true;
+      c.enqueue(bytes);
+    },
+  });
+  const headers = new Headers(res.headers);
+  headers.delete("content-length");
+  return new Response(body, { status: res.status, headers });
+}
+
+/** The error that ends a response on purpose (see {@link closeWhenAsked}); never logged. */
+class ConnectionDropped extends Error {}
+
+/** Imports KEYS_FILE; failures name the setting. */
+async function importKeysFile(ctx: Context, path: string) {
+  const problem = await filePathProblem(path);
+  if (problem) throw new ConfigError(`KEYS_FILE ${path}: ${problem}`);
+  try {
+    return await importLunaFile(path, ctx.kv, ctx.keys, ctx.buckets);
+  } catch (e) {
+    throw new ConfigError(`KEYS_FILE ${errorMessage(e)}`);
+  }
+}
+
 /** Starts the gateway: imports `KEYS_FILE` when set, then serves. */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const ctx = await createContext(opts);
+  try {
+    return await serve(ctx, opts);
+  } catch (e) {
+    ctx.keys.close();
+    if (!opts.kv) ctx.kv.close();
+    throw e;
+  }
+}
+
+async function serve(ctx: Context, opts: GatewayOptions): Promise<Gateway> {
   const { config, log } = ctx;
   if (config.keysFile) {
-    const r = await importLunaFile(config.keysFile, ctx.kv, ctx.keys, ctx.buckets);
+    const r = await importKeysFile(ctx, config.keysFile);
     log.info("luna keys imported", {
       file: config.keysFile,
       imported: r.imported,
       skipped: r.skipped,
     });
   }
+  const handler = createRouter(ctx);
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve(
+      {
+        port: config.port,
+        hostname: config.host,
+        onListen: () => {},
+        onError: (e) => {
+          if (!(e instanceof ConnectionDropped)) {
+            log.error("response failed", { error: errorMessage(e) });
+          }
+          return new Response(null, { status: 500 });
+        },
+      },
+      (req) => handler(req).then(closeWhenAsked),
+    );
+  } catch (e) {
+    throw listenError(e, config.host, config.port);
+  }
   ctx.keys.watch(
     config.keysRefreshMs,
     (e) => log.warn("key reload failed", { error: errorMessage(e) }),
   );
-  const handler = createRouter(ctx);
-  const server = Deno.serve(
-    { port: config.port, hostname: config.host, onListen: () => {} },
-    handler,
-  );
-  const addr = server.addr as Deno.NetAddr;
+  const addr = server.addr;
   const host = addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "127.0.0.1" : addr.hostname;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
   log.info("gateway listening", {
@@ -195,6 +283,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     admin_api: ctx.admin.enabled ? "enabled" : "disabled (set ADMIN_KEY)",
     usage_tz: config.usageTz,
   });
+  logRegistryWarnings(ctx, opts.registry ? "(provided)" : config.modelsPath, ctx.registry);
   const stopWatching = (opts.watchConfig ?? !opts.registry)
     ? watchRegistry(ctx, config.modelsPath)
     : () => {};

@@ -16,6 +16,7 @@ import type { Context } from "../context.ts";
 import type { RequestUrl } from "../http/request_url.ts";
 import type { Active } from "../ops/inflight.ts";
 import { GatewayError } from "../http/errors.ts";
+import { clip } from "../http/client_text.ts";
 import type { ApiFormat } from "../formats/format.ts";
 import type { KeyRecord } from "../store/keys.ts";
 import { isObject, type Metered, tryParse, zeroTokens } from "../metering/tokens.ts";
@@ -58,7 +59,9 @@ export function eligibleProviders(
     throw new GatewayError(
       400,
       "model_not_found",
-      `model "${model}" is not served by this gateway (GET /v1/models lists the models you can use)`,
+      `model "${
+        clip(model)
+      }" is not served by this gateway (GET /v1/models lists the models you can use)`,
     );
   }
   const chain = route.chain.filter((p) => p.format === format.name);
@@ -67,7 +70,7 @@ export function eligibleProviders(
     throw new GatewayError(
       400,
       "wrong_endpoint",
-      `model "${model}" uses the ${other.name} format: call POST ${other.path} instead`,
+      `model "${clip(model)}" uses the ${other.name} format: call POST ${other.path} instead`,
     );
   }
   const out: Eligible[] = [];
@@ -90,13 +93,13 @@ export function eligibleProviders(
     throw new GatewayError(
       403,
       "provider_not_allowed",
-      `API key "${key.name}" may not use the provider(s) that serve model "${model}"`,
+      `API key "${key.name}" may not use the provider(s) that serve model "${clip(model)}"`,
     );
   }
   throw new GatewayError(
     503,
     "provider_not_configured",
-    `no provider for model "${model}" is configured on this gateway (its operator must set ${
+    `no provider for model "${clip(model)}" is configured on this gateway (its operator must set ${
       [...new Set(missing)].join(" or ")
     })`,
   );
@@ -107,7 +110,7 @@ const dec = new TextDecoder();
 /** Why the last attempt failed, kept to tell the client when every attempt failed. */
 type LastFailure =
   | { kind: "response"; provider: string; res: Response; body: Uint8Array<ArrayBuffer> }
-  | { kind: "error"; provider: string; status: 502 | 504; message: string };
+  | { kind: "error"; provider: string; status: 502 | 504; message: string; detail: string };
 
 /** Sleeps `ms`, or less when `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -157,7 +160,11 @@ export async function proxy(
   const t0 = performance.now();
   const startedAt = ctx.clock.now();
   const key = await authenticateClient(ctx.keys, req.headers);
-  const raw = await readBody(req, ctx.config.maxBodyBytes);
+  const raw = await readBody(req, {
+    maxBytes: ctx.config.maxBodyBytes,
+    timeoutMs: ctx.config.bodyTimeoutMs,
+    deadlines: ctx.deadlines,
+  });
   const body = inspectBody(raw);
   const registry = ctx.registry; // in-flight requests keep the config they started with
   const candidates = eligibleProviders(ctx, registry, format, body.model, key);
@@ -264,12 +271,13 @@ export async function proxy(
         let failure: LastFailure;
         let retryHeaders: Headers | undefined;
         if (!sent.ok) {
-          attemptFailed(ctx, provider, sent.timeout ? "timeout" : "network", sent.message);
+          attemptFailed(ctx, provider, sent.timeout ? "timeout" : "network", sent.detail);
           failure = {
             kind: "error",
             provider: provider.id,
             status: sent.timeout ? 504 : 502,
             message: `provider "${provider.id}": ${sent.message}`,
+            detail: sent.detail,
           };
         } else {
           const res = sent.res;
@@ -315,12 +323,13 @@ export async function proxy(
             failure = { kind: "response", provider: provider.id, res, body: read.bytes };
             retryHeaders = res.headers;
           } else {
-            attemptFailed(ctx, provider, read.timeout ? "timeout" : "network", read.message);
+            attemptFailed(ctx, provider, read.timeout ? "timeout" : "network", read.detail);
             failure = {
               kind: "error",
               provider: provider.id,
               status: read.timeout ? 504 : 502,
-              message: `provider "${provider.id}": ${read.message} (while reading the response)`,
+              message: `provider "${provider.id}": ${read.message}`,
+              detail: `${read.detail} (while reading the response)`,
             };
           }
         }
@@ -330,7 +339,7 @@ export async function proxy(
           provider: provider.id,
           attempt: n + 1,
           status: failure.kind === "response" ? failure.res.status : failure.status,
-          error: failure.kind === "error" ? failure.message : undefined,
+          error: failure.kind === "error" ? failure.detail : undefined,
         });
         if (n >= policy.retries) break;
         const wait = retryDelay(policy, n, retryHeaders);
@@ -380,7 +389,7 @@ export async function proxy(
   }
   const tried = [...new Set(outcome.tried)];
   const message = tried.length > 1
-    ? `all providers failed for model "${body.model}" (tried ${
+    ? `all providers failed for model "${clip(body.model)}" (tried ${
       tried.join(", ")
     }); last error: ${last.message}`
     : last.message;
@@ -478,7 +487,13 @@ function streamResponse(
         failed: metered.status === "http_error" || metered.status === "stream_error" ||
           (end !== "eof" && end !== "client_gone"),
         incomplete,
-        error: end === "eof" ? undefined : (end === "shutdown" ? detail : END_ERRORS[end]),
+        error: end === "eof"
+          ? undefined
+          : end === "shutdown"
+          ? detail
+          : end === "upstream_error" && detail
+          ? `${END_ERRORS[end]}: ${detail}` // the log keeps what the client is not told
+          : END_ERRORS[end],
         upstreamMs: s.upstreamMs,
         ttfbMs: s.upstreamMs,
         upstreamRequestId: upstreamId(res.headers),

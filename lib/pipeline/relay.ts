@@ -181,12 +181,12 @@ export function relay(o: RelayOptions): Relay {
           });
           if (sent) return;
         }
-      } catch (e) {
+      } catch {
         if (clientGone) return;
         closeClient(
           o.errorEvent(
-            stopped?.message ??
-              `the upstream connection failed mid-stream: ${(e as Error).message}`,
+            // The error's own text may name the provider's host: it goes to onEnd, not here.
+            stopped?.message ?? "the upstream connection failed mid-stream",
           ),
         );
       }

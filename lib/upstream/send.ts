@@ -1,7 +1,8 @@
 /**
  * The wire to a provider: which client headers go upstream and which
  * upstream headers come back, and the provider's credential in its own
- * header style.
+ * header style. Failures come in two wordings: `message` for the client
+ * (no provider host, port or URL) and `detail` for logs and the admin API.
  */
 import type { ProviderHealth } from "./breaker.ts";
 import type { Context } from "../context.ts";
@@ -32,6 +33,28 @@ const DROP_REQUEST = new Set([
   "expect",
 ]);
 
+/**
+ * Headers that carry the client's address or the gateway's own host and
+ * scheme, as a client or a proxy in front of the gateway set them. The
+ * provider sees the gateway as its client, so they go only to providers
+ * with `forward_client_ip: true` (unchecked: whatever the client sent).
+ */
+export const CLIENT_ADDRESS_HEADERS: ReadonlySet<string> = new Set([
+  "forwarded",
+  "x-forwarded-for",
+  "x-forwarded-host",
+  "x-forwarded-proto",
+  "x-forwarded-port",
+  "x-forwarded-server",
+  "x-real-ip",
+  "x-client-ip",
+  "x-cluster-client-ip",
+  "true-client-ip",
+  "cf-connecting-ip",
+  "fastly-client-ip",
+  "via",
+]);
+
 // Bodies come back decoded and re-framed; upstream cookies and protocol
 // hints belong to the upstream's origin, not the gateway's.
 const DROP_RESPONSE = new Set([
@@ -54,8 +77,11 @@ export function upstreamHeaders(
 ): [string, string][] {
   const out: [string, string][] = [];
   const named = client.get("connection")?.toLowerCase().split(",").map((s) => s.trim());
+  const hideAddress = !provider.forwardClientIp;
   client.forEach((v, k) => {
-    if (!DROP_REQUEST.has(k) && !named?.includes(k) && !(k in provider.headers)) out.push([k, v]);
+    if (DROP_REQUEST.has(k) || named?.includes(k) || k in provider.headers) return;
+    if (hideAddress && CLIENT_ADDRESS_HEADERS.has(k)) return;
+    out.push([k, v]);
   });
   for (const [k, v] of Object.entries(provider.headers)) out.push([k.toLowerCase(), v]);
   // The body is known to be JSON; providers refuse a request without this header.
@@ -91,10 +117,20 @@ export function isEventStream(headers: Headers): boolean {
   return headers.get("content-type")?.toLowerCase().includes("text/event-stream") ?? false;
 }
 
+/** Why an attempt failed: words for the client, and the full story for logs. */
+export interface Failed {
+  ok: false;
+  timeout: boolean;
+  /** For the client: what happened, without the provider's host, port or URL. */
+  message: string;
+  /** For logs and the admin API: the underlying error, host and port included. */
+  detail: string;
+}
+
 /** The result of sending one request upstream. */
-export type Sent =
-  | { ok: true; res: Response; ttfbMs: number }
-  | { ok: false; timeout: boolean; message: string };
+export type Sent = { ok: true; res: Response; ttfbMs: number } | Failed;
+
+const UNREACHABLE = "could not be reached";
 
 /** One attempt's wire settings. */
 export interface SendOptions {
@@ -126,7 +162,7 @@ const WARM_MS = 60_000;
  * hang until the first-byte limit; this costs one handshake, only when the
  * provider has been cold for a minute.
  */
-async function probeConnect(target: URL, ms: number): Promise<string | undefined> {
+async function probeConnect(target: URL, ms: number): Promise<Failed | undefined> {
   const port = Number(target.port) || (target.protocol === "https:" ? 443 : 80);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const conn = Deno.connect({ hostname: target.hostname.replace(/^\[|\]$/g, ""), port });
@@ -137,12 +173,22 @@ async function probeConnect(target: URL, ms: number): Promise<string | undefined
     ]);
     if (!c) {
       conn.then((late) => late.close(), () => {});
-      return `could not connect to ${target.host} within ${ms / 1000} s`;
+      return {
+        ok: false,
+        timeout: true,
+        message: `${UNREACHABLE} within ${ms / 1000} s`,
+        detail: `could not connect to ${target.host} within ${ms / 1000} s`,
+      };
     }
     c.close();
     return undefined;
   } catch (e) {
-    return `could not connect to ${target.host}: ${(e as Error).message}`;
+    return {
+      ok: false,
+      timeout: false,
+      message: UNREACHABLE,
+      detail: `could not connect to ${target.host}: ${(e as Error).message}`,
+    };
   } finally {
     clearTimeout(timer);
   }
@@ -156,8 +202,10 @@ export async function send(ctx: Context, o: SendOptions): Promise<Sent> {
     !PROXY_VARS.some((v) => ctx.env(v))
   ) {
     const failed = await probeConnect(new URL(o.url), o.connectMs);
-    if (failed) return { ok: false, timeout: failed.includes("within"), message: failed };
-    if (o.controller.signal.aborted) return { ok: false, timeout: false, message: "aborted" };
+    if (failed) return failed;
+    if (o.controller.signal.aborted) {
+      return { ok: false, timeout: false, message: "aborted", detail: "aborted" };
+    }
   }
   let timedOut = false;
   const deadline = ctx.deadlines.add(t0 + o.ttfbMs, () => {
@@ -175,22 +223,18 @@ export async function send(ctx: Context, o: SendOptions): Promise<Sent> {
     return { ok: true, res, ttfbMs: performance.now() - t0 };
   } catch (e) {
     if (timedOut) {
-      return {
-        ok: false,
-        timeout: true,
-        message: `no response within ${Math.round(o.ttfbMs / 1000)} s`,
-      };
+      const message = `no response within ${Math.round(o.ttfbMs / 1000)} s`;
+      return { ok: false, timeout: true, message, detail: message };
     }
-    return { ok: false, timeout: false, message: (e as Error).message };
+    // fetch's messages name the URL ("error sending request for url (http://host:port/...)").
+    return { ok: false, timeout: false, message: UNREACHABLE, detail: (e as Error).message };
   } finally {
     ctx.deadlines.cancel(deadline);
   }
 }
 
 /** A whole response body, or why it could not be read. */
-export type BodyRead =
-  | { ok: true; bytes: Uint8Array<ArrayBuffer> }
-  | { ok: false; timeout: boolean; message: string };
+export type BodyRead = { ok: true; bytes: Uint8Array<ArrayBuffer> } | Failed;
 
 /**
  * Reads a whole (non-streamed) body, failing when it takes longer than
@@ -214,13 +258,15 @@ export async function readBodyWithin(
     return { ok: true, bytes: await res.bytes() };
   } catch (e) {
     if (timedOut) {
-      return {
-        ok: false,
-        timeout: true,
-        message: `the response stalled for ${Math.round(limit / 1000)} s`,
-      };
+      const message = `the response stalled for ${Math.round(limit / 1000)} s`;
+      return { ok: false, timeout: true, message, detail: message };
     }
-    return { ok: false, timeout: false, message: (e as Error).message };
+    return {
+      ok: false,
+      timeout: false,
+      message: "the connection broke while the response was being read",
+      detail: (e as Error).message,
+    };
   } finally {
     ctx.deadlines.cancel(d);
   }
