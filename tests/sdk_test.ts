@@ -1,6 +1,7 @@
 /**
- * Real clients: the official OpenAI and Anthropic SDKs (npm, test-only
- * imports) pointed at the gateway, in front of a fake upstream. Streams,
+ * Real clients: the official OpenAI and Anthropic SDKs (npm, pinned here and
+ * locked in tests/deno.lock only, so `deno task start` never downloads them)
+ * pointed at the gateway, in front of a fake upstream. Streams,
  * JSON, model lists and errors must work unchanged, and usage must be
  * metered.
  */

@@ -280,14 +280,23 @@ function unknownFields(raw: unknown): string[] {
 }
 
 /** One line for the first validation problem, naming the field. */
-function describeIssue(issue: z.core.$ZodIssue, source: string): string {
+function describeIssue(issue: z.core.$ZodIssue, source: string, raw: unknown): string {
   const where = issue.path.length ? formatPath(issue.path) : "";
   if (issue.code === "unrecognized_keys") {
     // Strict objects: the known names are the ones the schema at that path declares.
     const known = knownAt(issue.path);
     return `${source}: ${unknownField(where, issue.keys[0], known)}`;
   }
-  return `${source}: ${where || "(top level)"}: ${issue.message}`;
+  const line = `${source}: ${where || "(top level)"}: ${issue.message}`;
+  // A missing field is often there under a misspelt name: say so on the same line.
+  const name = issue.path[issue.path.length - 1];
+  const parent = formatPath(issue.path.slice(0, -1));
+  const typo = issue.message === "is missing" && typeof name === "string"
+    ? unknownFields(raw).find((w) =>
+      w.startsWith(`${parent}.`) && w.endsWith(`(did you mean ${name}?)`)
+    )
+    : undefined;
+  return typo ? `${line}; ${typo}` : line;
 }
 
 /** Field names of the strict object at `path` (policy sections and pricing). */
@@ -313,7 +322,9 @@ const missingError = (iss: z.core.$ZodRawIssue) =>
  */
 export function parseRegistry(raw: unknown, source = "models.json"): Registry {
   const parsed = ModelsFileSchema.safeParse(raw, { error: missingError });
-  if (!parsed.success) throw new RegistryError(describeIssue(parsed.error.issues[0], source));
+  if (!parsed.success) {
+    throw new RegistryError(describeIssue(parsed.error.issues[0], source, raw));
+  }
   const file = parsed.data;
   const defaults = mergePolicy(DEFAULT_POLICY, file.defaults);
   const providers = new Map<string, Provider>();

@@ -32,8 +32,8 @@ export const errors = {
     ),
   tooLarge: (limit: number) =>
     new GatewayError(413, "request_too_large", `request body exceeds the ${limit}-byte limit`),
-  // The rest of the body never came: `connection: close` tells the server to drop the
-  // connection after answering (see lib/ops/server.ts) rather than wait for it.
+  // `connection: close`: the rest of the body is not awaited; the client should not reuse the
+  // connection (Deno's server keeps it open until the client closes it or sends more).
   requestTimeout: (ms: number) =>
     new GatewayError(
       408,

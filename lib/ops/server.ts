@@ -187,33 +187,6 @@ export interface Gateway {
   finished: Promise<void>;
 }
 
-/**
- * Responses marked `connection: close` answer a request whose body never
- * fully arrived (408). Deno's server would keep such a connection open,
- * waiting for the rest of a body nobody reads; ending the response body
- * with an error after its last byte is the one way a handler can make it
- * drop the connection. The client gets the status and the error body, then
- * the close.
- */
-async function closeWhenAsked(res: Response): Promise<Response> {
-  if (res.headers.get("connection") !== "close") return res;
-  const bytes = await res.bytes();
-  let sent = false;
-  const body = new ReadableStream<Uint8Array>({
-    pull(c) {
-      if (sent) return c.error(new ConnectionDropped());
-      sent = true;
-      c.enqueue(bytes);
-    },
-  });
-  const headers = new Headers(res.headers);
-  headers.delete("content-length");
-  return new Response(body, { status: res.status, headers });
-}
-
-/** The error that ends a response on purpose (see {@link closeWhenAsked}); never logged. */
-class ConnectionDropped extends Error {}
-
 /** Imports KEYS_FILE; failures name the setting. */
 async function importKeysFile(ctx: Context, path: string) {
   const problem = await filePathProblem(path);
@@ -255,14 +228,13 @@ async function serve(ctx: Context, opts: GatewayOptions): Promise<Gateway> {
         port: config.port,
         hostname: config.host,
         onListen: () => {},
+        // The router answers every error itself; this sees failures while a response is sent.
         onError: (e) => {
-          if (!(e instanceof ConnectionDropped)) {
-            log.error("response failed", { error: errorMessage(e) });
-          }
+          log.error("response failed", { error: errorMessage(e) });
           return new Response(null, { status: 500 });
         },
       },
-      (req) => handler(req).then(closeWhenAsked),
+      handler,
     );
   } catch (e) {
     throw listenError(e, config.host, config.port);

@@ -44,7 +44,10 @@ async function kind(path: string): Promise<"file" | "folder" | "missing" | "othe
     const s = await Deno.stat(path);
     return s.isDirectory ? "folder" : s.isFile ? "file" : "other";
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return "missing";
+    // Under a file ("Not a directory"): absent too; the walk up finds the file.
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
+      return "missing";
+    }
     throw e;
   }
 }
@@ -72,9 +75,10 @@ export async function kvPathProblem(path: string): Promise<string | undefined> {
 
 /** A KV failure at start, naming KV_PATH. */
 export function kvError(path: string, what: string, e: unknown): ConfigError {
-  const why = reason(e);
-  const hint = /not a database|malformed/i.test(why) ? " (it is not a Deno KV database)" : "";
-  return new ConfigError(`KV_PATH ${path}: ${what}: ${why}${hint}`);
+  const why = /not a database|malformed/i.test(reason(e))
+    ? "the file is not a Deno KV database"
+    : reason(e);
+  return new ConfigError(`KV_PATH ${path}: ${what}: ${why}`);
 }
 
 /**

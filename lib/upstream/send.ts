@@ -132,6 +132,13 @@ export type Sent = { ok: true; res: Response; ttfbMs: number } | Failed;
 
 const UNREACHABLE = "could not be reached";
 
+/** An error's message with its causes ("fetch failed: error sending request for url (...)"). */
+function errorDetail(e: unknown): string {
+  const parts: string[] = [];
+  for (let c = e, i = 0; c instanceof Error && i < 4; c = c.cause, i++) parts.push(c.message);
+  return parts.join(": ") || String(e);
+}
+
 /** One attempt's wire settings. */
 export interface SendOptions {
   url: string;
@@ -226,8 +233,8 @@ export async function send(ctx: Context, o: SendOptions): Promise<Sent> {
       const message = `no response within ${Math.round(o.ttfbMs / 1000)} s`;
       return { ok: false, timeout: true, message, detail: message };
     }
-    // fetch's messages name the URL ("error sending request for url (http://host:port/...)").
-    return { ok: false, timeout: false, message: UNREACHABLE, detail: (e as Error).message };
+    // fetch's error causes name the URL ("error sending request for url (http://host:port/...)").
+    return { ok: false, timeout: false, message: UNREACHABLE, detail: errorDetail(e) };
   } finally {
     ctx.deadlines.cancel(deadline);
   }
@@ -265,7 +272,7 @@ export async function readBodyWithin(
       ok: false,
       timeout: false,
       message: "the connection broke while the response was being read",
-      detail: (e as Error).message,
+      detail: errorDetail(e),
     };
   } finally {
     ctx.deadlines.cancel(d);
