@@ -41,7 +41,7 @@ export async function readBody(req: Request, limits: BodyLimits): Promise<Uint8A
     return await Promise.race([reading, expired]);
   } finally {
     limits.deadlines.cancel(deadline);
-    // After a timeout the read ends when the connection closes; nobody waits for it.
+    // After a timeout the read fails once the 408 is sent (Deno then closes the body).
     reading.catch(() => {});
   }
 }
