@@ -200,6 +200,36 @@ Deno.test("check-config: prints the routing table; a bad file is one line naming
   }
 });
 
+Deno.test("check-config: an unknown field is one warning line naming the nearest known name", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/m.json`;
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({
+        providers: {
+          openai: { format: "openai", base_url: "https://x.example/v1", stream_usgae: false },
+        },
+      }),
+    );
+    const r = await cli(["check-config", path]);
+    assertEquals(r.status, 0, "a warning does not make the file invalid");
+    assertIncludes(r.out, "valid");
+    assertEquals(
+      r.err,
+      `warning: ${path}: providers.openai.stream_usgae: unknown field (did you mean stream_usage?)`,
+    );
+    const luna = await cli([
+      "check-config",
+      new URL("./data/luna_models.json", import.meta.url).pathname,
+    ]);
+    assertEquals(luna.status, 0);
+    assertEquals(luna.err, "", "Luna's own file has no warning");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("healthcheck: 0 when the gateway answers, 1 when it does not", async () => {
   const { t, close } = await startStack(() => new Response("{}"));
   try {

@@ -13,7 +13,7 @@
  * being half-read; the Dockerfile with the reader in `support/dockerfile.ts`.
  */
 import { posix } from "node:path";
-import { parseDocument } from "yaml";
+import { parseDocument } from "npm:yaml@2.9.1";
 import { assert, assertEquals } from "./support/assert.ts";
 import {
   durationMs,
@@ -397,6 +397,7 @@ Deno.test("docker: .env.example lists every variable, each one the gateway reads
     KV_PATH: CONFIG_DEFAULTS.kvPath,
     USAGE_TZ: CONFIG_DEFAULTS.usageTz,
     MAX_BODY_BYTES: String(CONFIG_DEFAULTS.maxBodyBytes),
+    BODY_TIMEOUT_MS: String(CONFIG_DEFAULTS.bodyTimeoutMs),
     USAGE_FLUSH_MS: String(CONFIG_DEFAULTS.usageFlushMs),
     KEYS_REFRESH_MS: String(CONFIG_DEFAULTS.keysRefreshMs),
     SHUTDOWN_GRACE_MS: String(CONFIG_DEFAULTS.shutdownGraceMs),

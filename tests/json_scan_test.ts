@@ -278,18 +278,24 @@ Deno.test("isEmptyObject and spliceBytes", () => {
   assertEquals(dec.decode(b), "abcdef", "the input is not modified");
 });
 
-Deno.test("scanObject: reads top-level members only, last one wins, without parsing the rest", () => {
+Deno.test("scanObject: reads top-level members only, every repeat and letter case, without parsing the rest", () => {
   const text =
-    ' { "messages": [{"model": "nested", "content": "say \\"model\\": x ]}{"}], "model": "first",\n "stream": true, "model" : "last" } ';
+    ' { "messages": [{"model": "nested", "content": "say \\"model\\": x ]}{"}], "model": "first",\n "stream": true, "Model" : "last" } ';
   const m = scanObject(text, ["model", "stream", "stream_options"]);
-  assertEquals(m.get("model"), '"last"');
-  assertEquals(m.get("stream"), "true");
-  assertEquals(m.has("stream_options"), false);
+  assertEquals(m, [
+    { key: "model", name: "model", text: '"first"' },
+    { key: "stream", name: "stream", text: "true" },
+    { key: "Model", name: "model", text: '"last"' },
+  ]);
   assertEquals(
-    scanObject('{"mod\\u0065l": "escaped key"}', ["model"]).get("model"),
-    '"escaped key"',
+    scanObject('{"mod\\u0065l": "escaped key", "\u017ftream": 1}', ["model", "stream"]),
+    [
+      { key: "model", name: "model", text: '"escaped key"' },
+      { key: "\u017ftream", name: "stream", text: "1" },
+    ],
+    "escapes decoded; Go's encoding/json folds the long s to s",
   );
-  assertEquals(scanObject("{}", ["model"]).size, 0);
+  assertEquals(scanObject("{}", ["model"]), []);
 });
 
 Deno.test("scanObject: rejects what is not one JSON object, naming the position", () => {
@@ -320,4 +326,58 @@ Deno.test("scanObject: rejects what is not one JSON object, naming the position"
     scanObject(good, ["a"]);
     JSON.parse(good);
   }
+});
+
+Deno.test("scanObject accepts exactly what JSON.parse accepts as an object (strings, escapes, control characters)", () => {
+  const accepts = (text: string) => {
+    try {
+      scanObject(text, ["model"]);
+      return true;
+    } catch (e) {
+      assert(e instanceof JsonScanError, `not a JsonScanError: ${e}`);
+      return false;
+    }
+  };
+  const parses = (text: string) => {
+    try {
+      const v = JSON.parse(text);
+      return typeof v === "object" && v !== null && !Array.isArray(v);
+    } catch {
+      return false;
+    }
+  };
+  const fixed = [
+    '{"model":"claude\\x"}',
+    '{"model":"a\\u00e9\\uD83D\\uDC4B"}',
+    '{"model":"a\\u00g9"}',
+    '{"model":"a\\u00"}',
+    '{"model":"a\u0000"}',
+    '{"a":["x\u001fy"]}',
+    '{"a":"\\\\"}',
+    '{"a":"\\\\\\"}',
+    '{"a":"\u007f\u0080\u2028"}',
+    '{\n"a"\t:\r"b"\n}',
+    '{"a":"b\nc"}',
+    '{"a\tb":1}',
+    '{"a":1}\u000b',
+    '\u000c{"a":1}',
+  ];
+  for (const text of fixed) assertEquals(accepts(text), parses(text), JSON.stringify(text));
+  // Random bodies over an alphabet of JSON's troublemakers, from a fixed seed.
+  const alphabet = ['"', "\\", "u", "0", "a", "F", "n", "/", "\u0000", "\n", "\t", " ", "é"];
+  let seed = 42;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let agreedValid = 0;
+  for (let i = 0; i < 20_000; i++) {
+    let inner = "";
+    for (let n = rand(10); n > 0; n--) inner += alphabet[rand(alphabet.length)];
+    const text = rand(2) ? `{"model":"${inner}"}` : `{"k":["${inner}",1],"model":"m"}`;
+    const p = parses(text);
+    assertEquals(accepts(text), p, JSON.stringify(text));
+    if (p) agreedValid++;
+  }
+  assert(agreedValid > 1000, `the corpus holds valid bodies too (${agreedValid})`);
 });

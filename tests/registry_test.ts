@@ -14,6 +14,7 @@ import {
   type Registry,
   RegistryError,
 } from "../lib/config/registry.ts";
+import { reloadRegistry } from "../lib/config/reload.ts";
 
 type Json = Record<string, unknown>;
 // deno-lint-ignore no-explicit-any
@@ -296,7 +297,7 @@ Deno.test("a bad models.json fails with one message naming the file and the fiel
     ["no providers", edit((r) => (r.providers = {})), "providers"],
     ["not an object", "[]", "(top level)"],
     ["json", '{"providers": {', "JSON"],
-    ["missing", null, "cannot read"],
+    ["missing", null, "does not exist"],
   ];
   for (const [what, content, field] of cases) {
     const msg = await loadError(content);
@@ -350,4 +351,98 @@ Deno.test("the bundled models.json loads and routes claude-*, deepseek-*, kimi-*
   assertEquals(chain(reg, "kimi-k2-0905-preview"), ["moonshot"]);
   assertEquals(reg.providers.get("moonshot")!.format.name, "openai");
   for (const m of reg.knownModels) assert(reg.resolve(m.id), `known model ${m.id} routes`);
+});
+
+Deno.test("unknown fields load with one warning each, naming the path and the nearest known name", async () => {
+  const reg = parseRegistry({
+    providers: {
+      openai: {
+        format: "openai",
+        base_url: "https://api.openai.example/v1",
+        api_key_evn: "OPENAI_KEY",
+        Model_Prefixes: ["gpt"],
+        colour: "blue",
+      },
+    },
+    routng: { gpt: ["openai"] },
+    known_models: [{ id: "gpt-x", provider: "openai", ownedby: "openai" }],
+  });
+  assertEquals(reg.warnings, [
+    "routng: unknown field (did you mean routing?)",
+    "providers.openai.api_key_evn: unknown field (did you mean api_key_env?)",
+    "providers.openai.Model_Prefixes: unknown field (did you mean model_prefixes?)",
+    "providers.openai.colour: unknown field (ignored)",
+    "known_models[0].ownedby: unknown field (did you mean owned_by?)",
+  ]);
+  assertEquals((await loadRegistry(LUNA_MODELS)).warnings, [], "Luna's own file: no warning");
+  assertEquals((await loadRegistry(BUNDLED_MODELS)).warnings, [], "the bundled file: no warning");
+});
+
+Deno.test("a missing field says it is missing (and names a near miss); typos in strict sections fail", async () => {
+  const base = (provider: Json, extra: Json = {}) =>
+    JSON.stringify({ providers: { openai: provider }, ...extra });
+  const noUrl = await loadError(base({ format: "openai" }));
+  assertIncludes(noUrl, "providers.openai.base_url: is missing");
+  assert(!noUrl.includes("http(s)"), noUrl);
+  const typo = await loadError(base({ format: "openai", base_ulr: "https://x.example" }));
+  assertIncludes(
+    typo,
+    "providers.openai.base_url: is missing; " +
+      "providers.openai.base_ulr: unknown field (did you mean base_url?)",
+  );
+  assertIncludes(
+    await loadError(base({ base_url: "https://x.example" })),
+    "providers.openai.format: is missing",
+  );
+  assertIncludes(
+    await loadError(base({ format: "openai", base_url: "ftp://x" })),
+    "providers.openai.base_url: must be an http(s) URL",
+  );
+  assertIncludes(
+    await loadError(
+      base({ format: "openai", base_url: "https://x.example", timeouts: { conect_ms: 5 } }),
+    ),
+    "providers.openai.timeouts.conect_ms: unknown field (did you mean connect_ms?)",
+  );
+  assertIncludes(
+    await loadError(
+      base({ format: "openai", base_url: "https://x.example" }, {
+        known_models: [{
+          id: "m",
+          provider: "openai",
+          pricing: { input: 1, output: 1, cach_read: 1 },
+        }],
+      }),
+    ),
+    "known_models[0].pricing.cach_read: unknown field (did you mean cache_read?)",
+  );
+});
+
+Deno.test("models.json warnings are logged at start and on reload, one line each", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/models.json`;
+  const file = (field: string) =>
+    JSON.stringify({
+      providers: { up: { format: "anthropic", base_url: "https://x.example", [field]: "X" } },
+    });
+  try {
+    await Deno.writeTextFile(path, file("api_key_evn"));
+    const t = await startTestGateway({ registry: await loadRegistry(path) });
+    try {
+      const warned = () =>
+        t.logs.filter((l) => l.includes('"models.json warning"')).map((l) => JSON.parse(l).warning);
+      assertEquals(warned(), [
+        "providers.up.api_key_evn: unknown field (did you mean api_key_env?)",
+      ]);
+      await Deno.writeTextFile(path, file("chat_endpiont"));
+      assert(await reloadRegistry(t.gw.ctx, path, "test"));
+      assertEquals(warned().slice(1), [
+        "providers.up.chat_endpiont: unknown field (did you mean chat_endpoint?)",
+      ]);
+    } finally {
+      await t.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

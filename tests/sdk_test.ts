@@ -1,11 +1,12 @@
 /**
- * Real clients: the official OpenAI and Anthropic SDKs (npm, test-only
- * imports) pointed at the gateway, in front of a fake upstream. Streams,
+ * Real clients: the official OpenAI and Anthropic SDKs (npm, pinned here and
+ * locked in tests/deno.lock only, so `deno task start` never downloads them)
+ * pointed at the gateway, in front of a fake upstream. Streams,
  * JSON, model lists and errors must work unchanged, and usage must be
  * metered.
  */
-import Anthropic from "@anthropic-ai/sdk";
-import OpenAI from "openai";
+import Anthropic from "npm:@anthropic-ai/sdk@0.65.0";
+import OpenAI from "npm:openai@5.23.2";
 import { assert, assertEquals, assertIncludes } from "./support/assert.ts";
 import { startStack } from "./support/gateway.ts";
 import { bodyJson, type Seen } from "./support/upstream.ts";

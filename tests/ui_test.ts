@@ -7,7 +7,7 @@
  * and no Content-Security-Policy violation anywhere. Screenshots of every
  * view land in test-output/ui/ (git-ignored).
  */
-import type { Page } from "playwright-core";
+import type { Page } from "npm:playwright-core@1.65.1";
 import { assert, assertEquals } from "./support/assert.ts";
 import { browserBlocker, launchBrowser } from "./support/browser.ts";
 import { admin, ADMIN_KEY, post, startTestGateway, testRegistry } from "./support/gateway.ts";

@@ -10,6 +10,7 @@
  * so messages point at what the user typed.
  */
 import type { z } from "zod";
+import { quote } from "../http/client_text.ts";
 import { GatewayError } from "../http/errors.ts";
 import type { Registry } from "../config/registry.ts";
 import type { KeyRecord, KeyStore, NewKey } from "../store/keys.ts";
@@ -81,7 +82,7 @@ function checkProviders(
       throw new InvalidInput(
         400,
         "unknown_provider",
-        `${name}: unknown provider "${id}" (known: ${known})`,
+        `${name}: unknown provider ${quote(id)} (known: ${known})`,
       );
     }
   }

@@ -25,6 +25,7 @@ export const checkConfigCommand: Command = async (args, io) => {
   io.out(
     `${path}: valid (${reg.providers.size} providers, ${reg.knownModels.length} known models)`,
   );
+  for (const w of reg.warnings) io.err(`warning: ${path}: ${w}`);
   io.out("");
   for (
     const l of table(

@@ -70,7 +70,8 @@ fresh KV.`,
   "check-config": `Usage: llm-gateway check-config [models.json]
 
 Validates a model registry (default: MODELS_CONFIG, else ./models.json) and prints its
-providers, routing table and known models. Exit status 1 when it is invalid.`,
+providers, routing table and known models. Exit status 1 when it is invalid; fields it
+ignores (unknown names, often typos) are reported as warnings on stderr.`,
   healthcheck: `Usage: llm-gateway healthcheck [--url <url>] [--timeout <ms>]
 
 Exits 0 when GET <url> (default http://127.0.0.1:$PORT/health) answers 200 with status "ok",

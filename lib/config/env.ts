@@ -37,6 +37,7 @@ const EnvSchema = z.object({
   KEYS_FILE: z.string().trim().optional().transform((v) => v || undefined),
   MAX_BODY_BYTES: int(1024).default(32 * MiB),
   MAX_RESPONSE_BYTES: int(1024).default(64 * MiB),
+  BODY_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
   USAGE_FLUSH_MS: int(0, 10_000).default(100),
   KEYS_REFRESH_MS: int(100, 3_600_000).default(2000),
   SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
@@ -60,6 +61,8 @@ export interface Config {
   maxBodyBytes: number;
   /** Limit on a non-streamed upstream response body, counted decoded. */
   maxResponseBytes: number;
+  /** Time a client has to send its whole request body once the gateway reads it (408 after). */
+  bodyTimeoutMs: number;
   /** Window in which finished requests' usage is coalesced into one KV commit. */
   usageFlushMs: number;
   /** How often the key cache checks KV for changes made by another process (the CLI). */
@@ -104,6 +107,7 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     keysFile: e.KEYS_FILE,
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxResponseBytes: e.MAX_RESPONSE_BYTES,
+    bodyTimeoutMs: e.BODY_TIMEOUT_MS,
     usageFlushMs: e.USAGE_FLUSH_MS,
     keysRefreshMs: e.KEYS_REFRESH_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

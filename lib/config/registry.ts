@@ -11,7 +11,11 @@ import { DEFAULT_POLICY, mergePolicy, type Policy, PolicySchema } from "./policy
 const ProviderSchema = PolicySchema.extend({
   name: z.string().optional(),
   format: z.enum(FORMAT_NAMES),
-  base_url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }),
+  // A missing URL falls through to "is missing" (see `parseRegistry`).
+  base_url: z.url({
+    protocol: /^https?$/,
+    error: (iss) => iss.input === undefined ? undefined : "must be an http(s) URL",
+  }),
   api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name")
     .optional(),
   auth_header: z.enum(Object.keys(AUTH_STYLES) as [keyof typeof AUTH_STYLES]).optional(),
@@ -21,6 +25,8 @@ const ProviderSchema = PolicySchema.extend({
   stream_usage: z.boolean().default(true),
   /** Extra static headers sent upstream (e.g. an aggregator's routing header). */
   headers: z.record(z.string(), z.string()).default({}),
+  /** Pass the client's X-Forwarded-For, Forwarded, X-Real-IP, Via, ... upstream (default false). */
+  forward_client_ip: z.boolean().default(false),
 }).strip();
 
 const usd = z.number().min(0);
@@ -77,6 +83,8 @@ export interface Provider {
   modelPrefixes: string[];
   streamUsage: boolean;
   headers: Record<string, string>;
+  /** Client address headers (X-Forwarded-For, Forwarded, ...) go upstream only when set. */
+  forwardClientIp: boolean;
   /** Timeouts, retries, breaker and disconnect handling (defaults merged in). */
   policy: Policy;
 }
@@ -102,26 +110,36 @@ export interface Route {
 /** Thrown when `models.json` cannot be read or does not validate. */
 export class RegistryError extends Error {}
 
+/** Longest model id whose route is cached (longer ids are resolved each time). */
+const CACHED_ID_CHARS = 256;
+/** Most routes cached; the cache starts over when full. */
+const CACHE_ENTRIES = 10_000;
+
 /** A loaded, validated `models.json` and the routing over it. */
 export class Registry {
   readonly providers: Map<string, Provider>;
   readonly knownModels: KnownModel[];
   readonly routing: Map<string, Provider[]>;
+  /** Things in the file that load but look wrong (unknown fields), one line each. */
+  readonly warnings: readonly string[];
   /** Routing prefixes, longest first. */
   #routingPrefixes: string[];
   /** Provider model prefixes, longest first (stable in file order). */
   #providerPrefixes: { prefix: string; provider: Provider }[];
   #known: Map<string, KnownModel>;
-  #cache = new Map<string, Route | null>();
+  /** Routes of ids that matched; ids that match nothing are never kept (any client can send those). */
+  #cache = new Map<string, Route>();
 
   constructor(
     providers: Map<string, Provider>,
     routing: Map<string, Provider[]>,
     knownModels: KnownModel[],
+    warnings: readonly string[] = [],
   ) {
     this.providers = providers;
     this.routing = routing;
     this.knownModels = knownModels;
+    this.warnings = warnings;
     this.#routingPrefixes = [...routing.keys()].sort((a, b) => b.length - a.length);
     this.#providerPrefixes = [...providers.values()]
       .flatMap((p) =>
@@ -156,9 +174,16 @@ export class Registry {
     const cached = this.#cache.get(model);
     if (cached !== undefined) return cached;
     const route = this.#resolve(model.toLowerCase());
-    if (this.#cache.size > 10_000) this.#cache.clear();
-    this.#cache.set(model, route);
+    if (route && model.length <= CACHED_ID_CHARS) {
+      if (this.#cache.size >= CACHE_ENTRIES) this.#cache.clear();
+      this.#cache.set(model, route);
+    }
     return route;
+  }
+
+  /** How many routes are cached now (bounded by 10,000). */
+  get cachedRoutes(): number {
+    return this.#cache.size;
   }
 
   #resolve(model: string): Route | null {
@@ -187,13 +212,120 @@ function formatPath(path: PropertyKey[]): string {
     .join("");
 }
 
-/** Validates parsed `models.json` content; `source` names the file in errors. */
+/** Edit distance with adjacent transpositions counted as one edit (`ulr` for `url`). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The known field name `name` was most likely meant to be, if any is close. */
+export function nearestField(name: string, known: readonly string[]): string | undefined {
+  const norm = (s: string) => s.toLowerCase().replaceAll("-", "_");
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const dist = editDistance(norm(name), norm(k));
+    if (dist < bestDistance) [best, bestDistance] = [k, dist];
+  }
+  return bestDistance <= Math.max(1, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+function unknownField(path: string, name: string, known: readonly string[]): string {
+  const near = nearestField(name, known);
+  return `${path}${path ? "." : ""}${name}: unknown field (${
+    near ? `did you mean ${near}?` : "ignored"
+  })`;
+}
+
+const TOP_FIELDS = Object.keys(ModelsFileSchema.shape);
+const PROVIDER_FIELDS = Object.keys(ProviderSchema.shape);
+const KNOWN_MODEL_FIELDS = Object.keys(KnownModelSchema.shape);
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Fields the loader ignores (the top level, providers and known models
+ * accept unknown fields, as Luna did), each as one line naming its path
+ * and the nearest known name. The nested objects (timeouts, pricing, ...)
+ * are strict: a typo there fails validation instead.
+ */
+function unknownFields(raw: unknown): string[] {
+  const out: string[] = [];
+  const check = (obj: unknown, known: readonly string[], path: string) => {
+    if (!isRecord(obj)) return;
+    for (const k of Object.keys(obj)) {
+      if (!known.includes(k)) out.push(unknownField(path, k, known));
+    }
+  };
+  if (!isRecord(raw)) return out;
+  check(raw, TOP_FIELDS, "");
+  if (isRecord(raw.providers)) {
+    for (const [id, p] of Object.entries(raw.providers)) {
+      check(p, PROVIDER_FIELDS, `providers.${id}`);
+    }
+  }
+  if (Array.isArray(raw.known_models)) {
+    raw.known_models.forEach((m, i) => check(m, KNOWN_MODEL_FIELDS, `known_models[${i}]`));
+  }
+  return out;
+}
+
+/** One line for the first validation problem, naming the field. */
+function describeIssue(issue: z.core.$ZodIssue, source: string, raw: unknown): string {
+  const where = issue.path.length ? formatPath(issue.path) : "";
+  if (issue.code === "unrecognized_keys") {
+    // Strict objects: the known names are the ones the schema at that path declares.
+    const known = knownAt(issue.path);
+    return `${source}: ${unknownField(where, issue.keys[0], known)}`;
+  }
+  const line = `${source}: ${where || "(top level)"}: ${issue.message}`;
+  // A missing field is often there under a misspelt name: say so on the same line.
+  const name = issue.path[issue.path.length - 1];
+  const parent = formatPath(issue.path.slice(0, -1));
+  const typo = issue.message === "is missing" && typeof name === "string"
+    ? unknownFields(raw).find((w) =>
+      w.startsWith(`${parent}.`) && w.endsWith(`(did you mean ${name}?)`)
+    )
+    : undefined;
+  return typo ? `${line}; ${typo}` : line;
+}
+
+/** Field names of the strict object at `path` (policy sections and pricing). */
+function knownAt(path: PropertyKey[]): string[] {
+  const last = path[path.length - 1];
+  const policy = PolicySchema.shape as Record<string, z.ZodType>;
+  if (last === "pricing") return Object.keys(PricingSchema.shape);
+  const section = typeof last === "string" ? policy[last] : undefined;
+  const inner = section instanceof z.ZodOptional ? section.unwrap() : section;
+  if (inner instanceof z.ZodObject) return Object.keys(inner.shape);
+  return Object.keys(policy);
+}
+
+/** Says "is missing" for an absent required field, not what its value should have been. */
+const missingError = (iss: z.core.$ZodRawIssue) =>
+  iss.input === undefined && (iss.code === "invalid_type" || iss.code === "invalid_value")
+    ? "is missing"
+    : undefined;
+
+/**
+ * Validates parsed `models.json` content; `source` names the file in errors.
+ * Fields it ignores are reported in the registry's `warnings`.
+ */
 export function parseRegistry(raw: unknown, source = "models.json"): Registry {
-  const parsed = ModelsFileSchema.safeParse(raw);
+  const parsed = ModelsFileSchema.safeParse(raw, { error: missingError });
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue.path.length ? formatPath(issue.path) : "(top level)";
-    throw new RegistryError(`${source}: ${where}: ${issue.message}`);
+    throw new RegistryError(describeIssue(parsed.error.issues[0], source, raw));
   }
   const file = parsed.data;
   const defaults = mergePolicy(DEFAULT_POLICY, file.defaults);
@@ -213,6 +345,7 @@ export function parseRegistry(raw: unknown, source = "models.json"): Registry {
       modelPrefixes: p.model_prefixes,
       streamUsage: p.stream_usage,
       headers: Object.fromEntries(Object.entries(p.headers).map(([k, v]) => [k.toLowerCase(), v])),
+      forwardClientIp: p.forward_client_ip,
       policy: mergePolicy(defaults, p),
     });
   }
@@ -247,7 +380,7 @@ export function parseRegistry(raw: unknown, source = "models.json"): Registry {
       pricing,
     };
   });
-  return new Registry(providers, routing, knownModels);
+  return new Registry(providers, routing, knownModels, unknownFields(raw));
 }
 
 /** Reads and validates a `models.json` file. */
@@ -256,6 +389,10 @@ export async function loadRegistry(path: string): Promise<Registry> {
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
+    if (e instanceof Deno.errors.IsADirectory) {
+      throw new RegistryError(`${path}: is a folder, not a file`);
+    }
+    if (e instanceof Deno.errors.NotFound) throw new RegistryError(`${path}: does not exist`);
     throw new RegistryError(`${path}: cannot read the file: ${(e as Error).message}`);
   }
   let raw: unknown;

@@ -8,10 +8,15 @@
 import { basename, dirname, resolve } from "node:path";
 import type { Context } from "../context.ts";
 import { errorMessage } from "../ops/log.ts";
-import { parseRegistry } from "./registry.ts";
+import { parseRegistry, type Registry } from "./registry.ts";
+
+/** Logs what the registry loader ignored (unknown fields), one line each. */
+export function logRegistryWarnings(ctx: Context, file: string, registry: Registry): void {
+  for (const warning of registry.warnings) ctx.log.warn("models.json warning", { file, warning });
+}
 
 /** Loads `path` again; returns true when the new registry is in force. */
-async function reloadRegistry(ctx: Context, path: string, why: string): Promise<boolean> {
+export async function reloadRegistry(ctx: Context, path: string, why: string): Promise<boolean> {
   try {
     let raw: unknown;
     const text = await Deno.readTextFile(path);
@@ -28,6 +33,7 @@ async function reloadRegistry(ctx: Context, path: string, why: string): Promise<
       providers: registry.providers.size,
       models: registry.knownModels.length,
     });
+    logRegistryWarnings(ctx, path, registry);
     return true;
   } catch (e) {
     const message = errorMessage(e);

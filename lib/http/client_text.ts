@@ -1,14 +1,25 @@
 /**
- * Client input quoted back in error messages and log lines: at most
- * {@link MAX_QUOTED} characters, so a huge or hostile string costs nothing
- * to echo.
+ * Client-chosen text quoted back in error messages and log lines, cut to a
+ * bounded length: a 30 MiB model name must not become a 30 MiB error body
+ * or log line.
  */
 
-/** Most characters of client input quoted in a message. */
-const MAX_QUOTED = 200;
+/** Characters of client text a message quotes at most. */
+export const CLIP_CHARS = 200;
 
-/** `"text"`, cut to {@link MAX_QUOTED} characters with a note when longer. */
+/**
+ * `text` when it is at most `max` characters; else its first `max`
+ * characters (never half a surrogate pair) and how long it was.
+ */
+export function clip(text: string, max = CLIP_CHARS): string {
+  if (text.length <= max) return text;
+  let end = max;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last < 0xdc00) end--;
+  return `${text.slice(0, end)}… (${text.length} characters)`;
+}
+
+/** `text` clipped (see {@link clip}) and JSON-quoted, for a message naming client input. */
 export function quote(text: string): string {
-  if (text.length <= MAX_QUOTED) return JSON.stringify(text);
-  return `${JSON.stringify(text.slice(0, MAX_QUOTED))}... (${text.length} characters)`;
+  return JSON.stringify(clip(text));
 }

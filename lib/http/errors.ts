@@ -30,4 +30,13 @@ export const errors = {
     ),
   tooLarge: (limit: number) =>
     new GatewayError(413, "request_too_large", `request body exceeds the ${limit}-byte limit`),
+  // `connection: close`: the rest of the body is not awaited; the client should not reuse the
+  // connection (Deno's server keeps it open until the client closes it or sends more).
+  requestTimeout: (ms: number) =>
+    new GatewayError(
+      408,
+      "request_timeout",
+      `the request body did not arrive within ${ms / 1000} s; send it again`,
+      { connection: "close" },
+    ),
 };

@@ -9,6 +9,7 @@ import { formatFor } from "../formats/mod.ts";
 import { keyMayUseModel, keyMayUseProvider } from "../pipeline/admit.ts";
 import type { KeyRecord } from "../store/keys.ts";
 import type { ClientHandler } from "./call.ts";
+import { quote } from "./client_text.ts";
 import { GatewayError } from "./errors.ts";
 
 /** Known models with at least one configured provider this key may use. */
@@ -33,7 +34,7 @@ export const getModel: ClientHandler = (req, ctx, call) => {
   const id = call.params.id;
   const res = formatFor(req).getModel(reachableModels(ctx, call.key), id);
   if (!res) {
-    throw new GatewayError(404, "model_not_found", `model "${id.slice(0, 200)}" not found`);
+    throw new GatewayError(404, "model_not_found", `model ${quote(id)} not found`);
   }
   return res;
 };

@@ -8,6 +8,7 @@ import { newId } from "../ops/ids.ts";
 import { errorMessage } from "../ops/log.ts";
 import type { Call, Handler } from "./call.ts";
 import { errorResponse, type ErrorShape } from "./error_shape.ts";
+import { clip } from "./client_text.ts";
 import { errors, GatewayError } from "./errors.ts";
 import { type RequestUrl, requestUrl } from "./request_url.ts";
 
@@ -100,7 +101,7 @@ export function createRouter(ctx: Context, routes: Route[], fallback: FallbackSh
       if (!route) {
         throw allowed.length
           ? errors.methodNotAllowed(allowed)
-          : errors.notFound(`no route for ${req.method} ${path.slice(0, 200)}`);
+          : errors.notFound(`no route for ${clip(req.method)} ${clip(path)}`);
       }
       res = await route.handler(req, ctx, call);
     } catch (e) {

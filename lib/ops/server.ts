@@ -16,8 +16,10 @@ import { addGauges } from "./gauges.ts";
 import { newId } from "./ids.ts";
 import { Metrics } from "./metrics.ts";
 import { importLunaFile } from "../store/luna_import.ts";
-import { loadRegistry, type Registry } from "../config/registry.ts";
-import { watchRegistry } from "../config/reload.ts";
+import { loadRegistry, type Registry, RegistryError } from "../config/registry.ts";
+import { logRegistryWarnings, watchRegistry } from "../config/reload.ts";
+import { ConfigError } from "../config/env.ts";
+import { filePathProblem, kvError, kvPathProblem, listenError } from "./startup_errors.ts";
 import { createRouter } from "../http/router.ts";
 import { fallbackShape, ROUTES } from "../http/routes.ts";
 import { LimitStore, type Seed } from "../store/limits/store.ts";
@@ -50,12 +52,35 @@ function processEnv(): (name: string) => string | undefined {
   };
 }
 
-/** Opens Deno KV at a file path (creating its folder), a URL, or `:memory:`. */
+/**
+ * Opens Deno KV at a file path (creating its folder), a URL, or `:memory:`.
+ * Failures throw a `ConfigError` naming KV_PATH and what is wrong.
+ */
 export async function openKv(path: string): Promise<Deno.Kv> {
   if (path !== ":memory:" && !/^https?:\/\//.test(path)) {
-    await Deno.mkdir(dirname(path), { recursive: true });
+    const problem = await kvPathProblem(path);
+    if (problem) throw new ConfigError(`KV_PATH ${path}: ${problem}`);
+    try {
+      await Deno.mkdir(dirname(path), { recursive: true });
+    } catch (e) {
+      throw kvError(path, `cannot create the folder ${dirname(path)}`, e);
+    }
   }
-  return await Deno.openKv(path);
+  try {
+    return await Deno.openKv(path);
+  } catch (e) {
+    throw kvError(path, "cannot open the database", e);
+  }
+}
+
+/** Loads MODELS_CONFIG; failures name the setting. */
+async function loadConfiguredRegistry(path: string): Promise<Registry> {
+  try {
+    return await loadRegistry(path);
+  } catch (e) {
+    if (e instanceof RegistryError) throw new ConfigError(`MODELS_CONFIG ${e.message}`);
+    throw e;
+  }
 }
 
 /** Builds the handler context and loads keys. */
@@ -91,7 +116,7 @@ async function createContext(opts: GatewayOptions): Promise<Context> {
   };
   const ctx: Context = {
     config,
-    registry: opts.registry ?? await loadRegistry(config.modelsPath),
+    registry: opts.registry ?? await loadConfiguredRegistry(config.modelsPath),
     kv,
     keys,
     usageWriter,
@@ -129,12 +154,34 @@ export interface Gateway {
   finished: Promise<void>;
 }
 
+/** Imports KEYS_FILE; failures name the setting. */
+async function importKeysFile(ctx: Context, path: string) {
+  const problem = await filePathProblem(path);
+  if (problem) throw new ConfigError(`KEYS_FILE ${path}: ${problem}`);
+  try {
+    return await importLunaFile(path, ctx.kv, ctx.keys, ctx.buckets);
+  } catch (e) {
+    throw new ConfigError(`KEYS_FILE ${errorMessage(e)}`);
+  }
+}
+
 /** Starts the gateway: imports `KEYS_FILE` when set, then serves. */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const ctx = await createContext(opts);
+  try {
+    return await serve(ctx, opts);
+  } catch (e) {
+    ctx.keys.close();
+    await ctx.limits.close();
+    if (!opts.kv) ctx.kv.close();
+    throw e;
+  }
+}
+
+async function serve(ctx: Context, opts: GatewayOptions): Promise<Gateway> {
   const { config, log } = ctx;
   if (config.keysFile) {
-    const r = await importLunaFile(config.keysFile, ctx.kv, ctx.keys, ctx.buckets);
+    const r = await importKeysFile(ctx, config.keysFile);
     log.info("luna keys imported", {
       file: config.keysFile,
       imported: r.imported,
@@ -151,16 +198,30 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       });
     }
   }
+  const handler = createRouter(ctx, ROUTES, fallbackShape);
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve(
+      {
+        port: config.port,
+        hostname: config.host,
+        onListen: () => {},
+        // The router answers every error itself; this sees failures while a response is sent.
+        onError: (e) => {
+          log.error("response failed", { error: errorMessage(e) });
+          return new Response(null, { status: 500 });
+        },
+      },
+      handler,
+    );
+  } catch (e) {
+    throw listenError(e, config.host, config.port);
+  }
   ctx.keys.watch(
     config.keysRefreshMs,
     (e) => log.warn("key reload failed", { error: errorMessage(e) }),
   );
-  const handler = createRouter(ctx, ROUTES, fallbackShape);
-  const server = Deno.serve(
-    { port: config.port, hostname: config.host, onListen: () => {} },
-    handler,
-  );
-  const addr = server.addr as Deno.NetAddr;
+  const addr = server.addr;
   const host = addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "127.0.0.1" : addr.hostname;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
   log.info("gateway listening", {
@@ -172,6 +233,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     admin_api: ctx.admin.enabled ? "enabled" : "disabled (set ADMIN_KEY)",
     usage_tz: config.usageTz,
   });
+  logRegistryWarnings(ctx, opts.registry ? "(provided)" : config.modelsPath, ctx.registry);
   const stopWatching = (opts.watchConfig ?? !opts.registry)
     ? watchRegistry(ctx, config.modelsPath)
     : () => {};

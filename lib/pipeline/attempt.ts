@@ -16,13 +16,8 @@ import { RETRYABLE_STATUS, retryDelay } from "../config/policy.ts";
 import type { Context } from "../context.ts";
 import type { ApiFormat, FormatEndpoint } from "../formats/format.ts";
 import type { Admission } from "../upstream/breaker.ts";
-import {
-  isEventStream,
-  readBodyWithin,
-  send,
-  type Sent,
-  upstreamHeaders,
-} from "../upstream/send.ts";
+import { isEventStream, upstreamHeaders } from "../upstream/headers.ts";
+import { type Failed, readBodyWithin, send } from "../upstream/send.ts";
 import type { RequestBody } from "./body.ts";
 import type { Eligible } from "./chain.ts";
 
@@ -57,7 +52,15 @@ export interface Tries {
 /** Why the last attempt failed: an upstream answer passed through, or the gateway's own error. */
 export type LastFailure =
   | { kind: "response"; provider: Provider; res: Response; body: Uint8Array<ArrayBuffer> }
-  | { kind: "error"; provider: Provider; status: 502 | 504; message: string };
+  | {
+    kind: "error";
+    provider: Provider;
+    status: 502 | 504;
+    /** For the client: no provider host, port or URL. */
+    message: string;
+    /** For logs and the request's record. */
+    detail: string;
+  };
 
 /** How the attempt stage ended. */
 export type Attempted =
@@ -149,15 +152,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** One attempt's failure, in the form kept for the client. */
-function failureOf(provider: Provider, sent: Sent & { ok: false }, reading = false): LastFailure {
+/** One attempt's failure, in the form kept for the client and the log. */
+function failureOf(provider: Provider, f: Failed, reading = false): LastFailure {
+  const where = reading ? " (while reading the response)" : "";
   return {
     kind: "error",
     provider,
-    status: sent.timeout ? 504 : 502,
-    message: `provider "${provider.id}": ${sent.message}${
-      reading ? " (while reading the response)" : ""
-    }`,
+    status: f.timeout ? 504 : 502,
+    message: `provider "${provider.id}": ${f.message}${where}`,
+    detail: `provider "${provider.id}": ${f.detail}${where}`,
   };
 }
 
@@ -206,7 +209,7 @@ export async function attempt(ctx: Context, a: AttemptInput): Promise<Attempted>
       }
       let retryHeaders: Headers | undefined;
       if (!sent.ok) {
-        attemptFailed(ctx, provider, sent.timeout ? "timeout" : "network", sent.message);
+        attemptFailed(ctx, provider, sent.timeout ? "timeout" : "network", sent.detail);
         last = failureOf(provider, sent);
       } else {
         const res = sent.res;
@@ -241,13 +244,13 @@ export async function attempt(ctx: Context, a: AttemptInput): Promise<Attempted>
           attemptSucceeded(ctx, provider, sent.ttfbMs);
           return { ...tries, kind: "failed", last: failureOf(provider, read, true) };
         } else {
-          attemptFailed(ctx, provider, read.timeout ? "timeout" : "network", read.message);
+          attemptFailed(ctx, provider, read.timeout ? "timeout" : "network", read.detail);
           last = failureOf(provider, read, true);
         }
       }
       logAttempt(ctx, a.requestId, provider, n, started, {
         status: last.kind === "response" ? last.res.status : last.status,
-        error: last.kind === "error" ? last.message : undefined,
+        error: last.kind === "error" ? last.detail : undefined,
         failed: true,
       });
       if (n >= policy.retries) return null;

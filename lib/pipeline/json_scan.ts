@@ -2,7 +2,8 @@
  * Byte-level JSON scanning, used to edit one member of a request body without
  * re-serializing it (so every other byte goes upstream unchanged). Works on
  * UTF-8 bytes: JSON's structural characters are ASCII and never occur inside
- * a multi-byte sequence. Input must already be known to parse as JSON.
+ * a multi-byte sequence. The byte-level helpers expect input already known
+ * to parse as JSON; {@link scanObject} is what checks it.
  */
 
 const QUOTE = 0x22,
@@ -101,6 +102,8 @@ export class JsonScanError extends Error {}
 
 const WS = new Set([0x20, 0x0a, 0x0d, 0x09]);
 const NUMBER_RE = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+// deno-lint-ignore no-control-regex -- JSON forbids exactly these in strings
+const CONTROL_RE = /[\x00-\x1f]/;
 
 function textWs(s: string, i: number): number {
   while (i < s.length && WS.has(s.charCodeAt(i))) i++;
@@ -115,22 +118,64 @@ function fail(s: string, i: number, what: string): never {
   );
 }
 
-/** Index just past the string starting at `i` (a `"`). */
-function skipText(s: string, i: number): number {
+const isHex = (c: number) => (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66);
+
+/**
+ * Checks every backslash in `s` starts a valid JSON escape (`\" \\ \/ \b \f
+ * \n \r \t` or `\u` and four hex digits). Backslashes are legal only inside
+ * strings, so walking them left to right pairs them as a parser would; one
+ * outside a string fails the structural scan anyway.
+ */
+function checkEscapes(s: string): void {
+  for (let i = s.indexOf("\\"); i !== -1; i = s.indexOf("\\", i)) {
+    const e = s.charCodeAt(i + 1);
+    if (
+      e === 0x22 || e === 0x5c || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e ||
+      e === 0x72 || e === 0x74
+    ) {
+      i += 2;
+    } else if (
+      e === 0x75 && isHex(s.charCodeAt(i + 2)) && isHex(s.charCodeAt(i + 3)) &&
+      isHex(s.charCodeAt(i + 4)) && isHex(s.charCodeAt(i + 5))
+    ) {
+      i += 6;
+    } else {
+      throw new JsonScanError(`invalid escape in a string at position ${i}`);
+    }
+  }
+}
+
+/**
+ * Index just past the string starting at `i` (a `"`). With `controls` set
+ * (the text holds a character below U+0020 somewhere), the string's contents
+ * are checked for raw control characters, which JSON forbids in strings.
+ */
+function skipText(s: string, i: number, controls: boolean): number {
   let j = i + 1;
   for (;;) {
     const q = s.indexOf('"', j);
     if (q === -1) fail(s, s.length, "the end of a string");
     let k = q - 1;
     while (s.charCodeAt(k) === 0x5c) k--;
-    if ((q - 1 - k) % 2 === 0) return q + 1;
+    if ((q - 1 - k) % 2 === 0) {
+      if (controls && CONTROL_RE.test(s.slice(i + 1, q))) {
+        let at = i + 1;
+        while (s.charCodeAt(at) >= 0x20) at++;
+        throw new JsonScanError(
+          `raw control character U+${
+            s.charCodeAt(at).toString(16).toUpperCase().padStart(4, "0")
+          } in a string at position ${at} (write it as an escape, e.g. \\n)`,
+        );
+      }
+      return q + 1;
+    }
     j = q + 1;
   }
 }
 
-function skipScalar(s: string, i: number): number {
+function skipScalar(s: string, i: number, controls: boolean): number {
   const c = s.charCodeAt(i);
-  if (c === 0x22) return skipText(s, i);
+  if (c === 0x22) return skipText(s, i, controls);
   for (const lit of ["true", "false", "null"]) if (s.startsWith(lit, i)) return i + lit.length;
   NUMBER_RE.lastIndex = i;
   if (NUMBER_RE.test(s)) return NUMBER_RE.lastIndex;
@@ -139,16 +184,16 @@ function skipScalar(s: string, i: number): number {
 
 /**
  * Index just past the JSON value at `i`, checking its structure without
- * building it (string contents are skipped, not decoded).
+ * building it (string contents are checked, not decoded).
  */
-function skipJson(s: string, i: number): number {
+function skipJson(s: string, i: number, controls: boolean): number {
   const stack: number[] = []; // 0x7d: in an object, 0x5d: in an array
   let wantKey = false;
   for (;;) {
     i = textWs(s, i);
     if (wantKey) {
       if (s.charCodeAt(i) !== 0x22) fail(s, i, "a property name");
-      i = textWs(s, skipText(s, i));
+      i = textWs(s, skipText(s, i, controls));
       if (s.charCodeAt(i) !== 0x3a) fail(s, i, "':'");
       i = textWs(s, i + 1);
       wantKey = false;
@@ -163,7 +208,7 @@ function skipJson(s: string, i: number): number {
         continue;
       }
       i++;
-    } else i = skipScalar(s, i);
+    } else i = skipScalar(s, i, controls);
     // After a value: a separator, or the end of one or more containers.
     for (;;) {
       if (stack.length === 0) return i;
@@ -182,14 +227,39 @@ function skipJson(s: string, i: number): number {
   }
 }
 
+/** One top-level member found by {@link scanObject}. */
+export interface Member {
+  /** The member's name as the client wrote it (escapes decoded). */
+  key: string;
+  /** The wanted name it matched (lower case). */
+  name: string;
+  /** The raw JSON text of its value. */
+  text: string;
+}
+
 /**
- * Checks that `s` is a JSON object and returns the raw text of the wanted
- * top-level members (the last one wins when a key repeats, as with
- * `JSON.parse`), without parsing the rest: a 500 KB request is read for its
- * `model` without building its messages.
+ * How a name is compared with the wanted ones: lower case, with the long s
+ * folded to `s` as Go's `encoding/json` does (it matches names without
+ * regard to case, so `"STREAM"` or `"ſtream"` would set `stream` there).
  */
-export function scanObject(s: string, want: readonly string[]): Map<string, string> {
-  const out = new Map<string, string>();
+function fold(key: string): string {
+  return key.toLowerCase().replaceAll("\u017f", "s");
+}
+
+/**
+ * Checks that `s` is a JSON object, exactly as `JSON.parse` would (structure,
+ * escapes, no raw control characters in strings), and returns every
+ * top-level member whose name matches a wanted (lower-case) name in any
+ * letter case, repeats included, in order. Nothing else is built: a 500 KB
+ * request is read for its `model` without decoding its messages.
+ */
+export function scanObject(s: string, want: readonly string[]): Member[] {
+  checkEscapes(s);
+  // Raw control characters are rare (pretty-printed bodies have newlines
+  // between tokens); only then is each string's content searched for one.
+  const controls = CONTROL_RE.test(s);
+  const lengths = new Set(want.map((w) => w.length));
+  const out: Member[] = [];
   let i = textWs(s, 0);
   if (s.charCodeAt(i) !== 0x7b) fail(s, i, "a JSON object");
   i = textWs(s, i + 1);
@@ -197,14 +267,17 @@ export function scanObject(s: string, want: readonly string[]): Map<string, stri
   else {
     for (;;) {
       if (s.charCodeAt(i) !== 0x22) fail(s, i, "a property name");
-      const keyEnd = skipText(s, i);
+      const keyEnd = skipText(s, i, controls);
       let key = s.slice(i + 1, keyEnd - 1);
       if (key.includes("\\")) key = JSON.parse(s.slice(i, keyEnd));
       i = textWs(s, keyEnd);
       if (s.charCodeAt(i) !== 0x3a) fail(s, i, "':'");
       const start = textWs(s, i + 1);
-      i = skipJson(s, start);
-      if (want.includes(key)) out.set(key, s.slice(start, i));
+      i = skipJson(s, start, controls);
+      if (lengths.has(key.length)) {
+        const name = fold(key);
+        if (want.includes(name)) out.push({ key, name, text: s.slice(start, i) });
+      }
       i = textWs(s, i);
       if (s.charCodeAt(i) === 0x2c) {
         i = textWs(s, i + 1);

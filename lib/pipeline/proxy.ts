@@ -36,7 +36,11 @@ export function proxyHandler(format: ApiFormat, endpoint: FormatEndpoint): Clien
       res.headers.set("x-request-id", call.id);
       return res;
     };
-    const body = await readRequestBody(req, ctx.config.maxBodyBytes);
+    const body = await readRequestBody(req, {
+      maxBytes: ctx.config.maxBodyBytes,
+      timeoutMs: ctx.config.bodyTimeoutMs,
+      deadlines: ctx.deadlines,
+    });
     if (!body.ok) return refuse(body.error);
     call.model = body.value.model;
     const registry = ctx.registry; // in-flight requests keep the config they started with

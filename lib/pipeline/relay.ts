@@ -215,9 +215,8 @@ export function relay(o: RelayOptions): Relay {
         if (clientClosed) return;
         if (!chunk) {
           if (failure !== undefined) {
-            return closeClient(
-              o.errorEvent(`the upstream connection failed mid-stream: ${failure}`),
-            );
+            // The error's own text may name the provider's host: it goes to onEnd, not here.
+            return closeClient(o.errorEvent("the upstream connection failed mid-stream"));
           }
           dropper?.flush((b) => c.enqueue(b));
           return closeClient();

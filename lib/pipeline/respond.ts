@@ -10,9 +10,10 @@
  * recording usage, the log line) hangs off that hook in the orchestrator.
  */
 import type { Context } from "../context.ts";
+import { quote } from "../http/client_text.ts";
 import type { ApiFormat, FormatEndpoint } from "../formats/format.ts";
 import { isObject, type Metered, tryParse, zeroTokens } from "../metering/tokens.ts";
-import { responseHeaders } from "../upstream/send.ts";
+import { responseHeaders } from "../upstream/headers.ts";
 import { type Attempted, attemptFailed } from "./attempt.ts";
 import { relay, type StreamEnd } from "./relay.ts";
 
@@ -126,13 +127,15 @@ function failed(a: Attempted & { kind: "failed" }, r: RespondInput): Response {
     });
   }
   const tried = [...new Set(a.tried)];
-  const message = tried.length > 1
-    ? `all providers failed for model "${r.model}" (tried ${
-      tried.join(", ")
-    }); last error: ${last.message}`
-    : last.message;
-  r.onEnd({ status: last.status, failed: true, incomplete: false, error: message });
-  return gatewayMade(r.format.error(last.status, message), r);
+  const all = (last: string) =>
+    tried.length > 1
+      ? `all providers failed for model ${quote(r.model)} (tried ${
+        tried.join(", ")
+      }); last error: ${last}`
+      : last;
+  // The record keeps the detail (hosts, ports); the client is told what happened, not where.
+  r.onEnd({ status: last.status, failed: true, incomplete: false, error: all(last.detail) });
+  return gatewayMade(r.format.error(last.status, all(last.message)), r);
 }
 
 /** Relays an SSE upstream response; `onEnd` fires when the stream has ended. */
@@ -168,7 +171,13 @@ function streamed(ctx: Context, a: Attempted & { kind: "stream" }, r: RespondInp
         failed: metered.status === "http_error" || metered.status === "stream_error" ||
           (end !== "eof" && end !== "client_gone"),
         incomplete: metered.status === "incomplete" || metered.status === "stream_error",
-        error: end === "eof" ? undefined : (end === "shutdown" ? detail : END_ERRORS[end]),
+        error: end === "eof"
+          ? undefined
+          : end === "shutdown"
+          ? detail
+          : end === "upstream_error" && detail
+          ? `${END_ERRORS[end]}: ${detail}` // the log keeps what the client is not told
+          : END_ERRORS[end],
         ttfbMs: a.upstreamMs,
       });
     },

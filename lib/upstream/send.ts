@@ -1,97 +1,33 @@
 /**
- * The wire to a provider: which client headers go upstream and which
- * upstream headers come back, and the provider's credential in its own
- * header style.
+ * The wire to a provider: one request with its time limits, and reading a
+ * whole response body within its limits. Failures come in two wordings:
+ * `message` for the client (no provider host, port or URL) and `detail` for
+ * logs and the admin API.
  */
 import type { ProviderHealth } from "./breaker.ts";
 import type { Context } from "../context.ts";
-import type { Provider } from "../config/registry.ts";
 
-const HOP_BY_HOP = [
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-];
-
-// Client credentials are replaced by the provider's; the gateway meters
-// decoded bytes, so fetch negotiates encoding itself.
-const DROP_REQUEST = new Set([
-  ...HOP_BY_HOP,
-  "host",
-  "content-length",
-  "accept-encoding",
-  "authorization",
-  "x-api-key",
-  "cookie",
-  "expect",
-]);
-
-// Bodies come back decoded and re-framed; upstream cookies and protocol
-// hints belong to the upstream's origin, not the gateway's.
-const DROP_RESPONSE = new Set([
-  ...HOP_BY_HOP,
-  "content-length",
-  "content-encoding",
-  "set-cookie",
-  "alt-svc",
-]);
-
-/**
- * Headers for the upstream request: the client's, minus hop-by-hop and
- * credentials, plus the provider's. (Pairs, not `Headers`: building them
- * with `forEach` costs a tenth of iterating and setting.)
- */
-export function upstreamHeaders(
-  client: Headers,
-  provider: Provider,
-  secret: string | undefined,
-): [string, string][] {
-  const out: [string, string][] = [];
-  const named = client.get("connection")?.toLowerCase().split(",").map((s) => s.trim());
-  client.forEach((v, k) => {
-    if (!DROP_REQUEST.has(k) && !named?.includes(k) && !(k in provider.headers)) out.push([k, v]);
-  });
-  for (const [k, v] of Object.entries(provider.headers)) out.push([k.toLowerCase(), v]);
-  // The body is known to be JSON; providers refuse a request without this header.
-  if (!client.has("content-type") && !("content-type" in provider.headers)) {
-    out.push(["content-type", "application/json"]);
-  }
-  if (secret) out.push([provider.credential.header, provider.credential.prefix + secret]);
-  return out;
-}
-
-/**
- * Headers for the client's response: the upstream's, minus hop-by-hop and
- * framing, plus the gateway's request id (as `x-request-id`, or as
- * `x-gateway-request-id` beside an upstream `x-request-id`).
- */
-export function responseHeaders(upstream: Headers, requestId: string): [string, string][] {
-  const out: [string, string][] = [];
-  let hasId = false;
-  upstream.forEach((v, k) => {
-    if (DROP_RESPONSE.has(k)) return;
-    if (k === "x-request-id") hasId = true;
-    out.push([k, v]);
-  });
-  out.push([hasId ? "x-gateway-request-id" : "x-request-id", requestId]);
-  return out;
-}
-
-/** True for an SSE response. */
-export function isEventStream(headers: Headers): boolean {
-  return headers.get("content-type")?.toLowerCase().includes("text/event-stream") ?? false;
+/** Why an attempt failed: words for the client, and the full story for logs. */
+export interface Failed {
+  ok: false;
+  timeout: boolean;
+  /** For the client: what happened, without the provider's host, port or URL. */
+  message: string;
+  /** For logs and the admin API: the underlying error, host and port included. */
+  detail: string;
 }
 
 /** The result of sending one request upstream. */
-export type Sent =
-  | { ok: true; res: Response; ttfbMs: number }
-  | { ok: false; timeout: boolean; message: string };
+export type Sent = { ok: true; res: Response; ttfbMs: number } | Failed;
+
+const UNREACHABLE = "could not be reached";
+
+/** An error's message with its causes ("fetch failed: error sending request for url (...)"). */
+function errorDetail(e: unknown): string {
+  const parts: string[] = [];
+  for (let c = e, i = 0; c instanceof Error && i < 4; c = c.cause, i++) parts.push(c.message);
+  return parts.join(": ") || String(e);
+}
 
 /** One attempt's wire settings. */
 export interface SendOptions {
@@ -123,7 +59,7 @@ const WARM_MS = 60_000;
  * hang until the first-byte limit; this costs one handshake, only when the
  * provider has been cold for a minute.
  */
-async function probeConnect(target: URL, ms: number): Promise<string | undefined> {
+async function probeConnect(target: URL, ms: number): Promise<Failed | undefined> {
   const port = Number(target.port) || (target.protocol === "https:" ? 443 : 80);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const conn = Deno.connect({ hostname: target.hostname.replace(/^\[|\]$/g, ""), port });
@@ -134,12 +70,22 @@ async function probeConnect(target: URL, ms: number): Promise<string | undefined
     ]);
     if (!c) {
       conn.then((late) => late.close(), () => {});
-      return `could not connect to ${target.host} within ${ms / 1000} s`;
+      return {
+        ok: false,
+        timeout: true,
+        message: `${UNREACHABLE} within ${ms / 1000} s`,
+        detail: `could not connect to ${target.host} within ${ms / 1000} s`,
+      };
     }
     c.close();
     return undefined;
   } catch (e) {
-    return `could not connect to ${target.host}: ${(e as Error).message}`;
+    return {
+      ok: false,
+      timeout: false,
+      message: UNREACHABLE,
+      detail: `could not connect to ${target.host}: ${(e as Error).message}`,
+    };
   } finally {
     clearTimeout(timer);
   }
@@ -154,8 +100,10 @@ export async function send(ctx: Context, o: SendOptions): Promise<Sent> {
     !PROXY_VARS.some((v) => ctx.env(v))
   ) {
     const failed = await probeConnect(new URL(o.url), o.connectMs);
-    if (failed) return { ok: false, timeout: failed.includes("within"), message: failed };
-    if (o.controller.signal.aborted) return { ok: false, timeout: false, message: "aborted" };
+    if (failed) return failed;
+    if (o.controller.signal.aborted) {
+      return { ok: false, timeout: false, message: "aborted", detail: "aborted" };
+    }
   }
   let timedOut = false;
   const deadline = ctx.deadlines.add(t0 + o.ttfbMs, () => {
@@ -173,13 +121,11 @@ export async function send(ctx: Context, o: SendOptions): Promise<Sent> {
     return { ok: true, res, ttfbMs: performance.now() - t0 };
   } catch (e) {
     if (timedOut) {
-      return {
-        ok: false,
-        timeout: true,
-        message: `no response within ${Math.round(o.ttfbMs / 1000)} s`,
-      };
+      const message = `no response within ${Math.round(o.ttfbMs / 1000)} s`;
+      return { ok: false, timeout: true, message, detail: message };
     }
-    return { ok: false, timeout: false, message: (e as Error).message };
+    // fetch's error causes name the URL ("error sending request for url (http://host:port/...)").
+    return { ok: false, timeout: false, message: UNREACHABLE, detail: errorDetail(e) };
   } finally {
     ctx.deadlines.cancel(deadline);
   }
@@ -188,14 +134,15 @@ export async function send(ctx: Context, o: SendOptions): Promise<Sent> {
 /** A whole response body, or why it could not be read. */
 export type BodyRead =
   | { ok: true; bytes: Uint8Array<ArrayBuffer> }
-  | { ok: false; timeout: boolean; message: string; tooLarge?: true };
+  | (Failed & { tooLarge?: true });
 
 const MiB = 1024 * 1024;
 
-/** Why a body over `max` bytes was refused, naming the setting. */
-function tooLarge(max: number): string {
+/** A body over `max` bytes, refused naming the setting. */
+function tooLargeFailure(max: number): BodyRead {
   const size = max % MiB === 0 ? `${max / MiB} MiB` : `${max} bytes`;
-  return `the response body is over the gateway's ${size} limit, MAX_RESPONSE_BYTES`;
+  const message = `the response body is over the gateway's ${size} limit, MAX_RESPONSE_BYTES`;
+  return { ok: false, timeout: false, message, detail: message, tooLarge: true };
 }
 
 /**
@@ -219,7 +166,7 @@ export async function readBodyWithin(
   const encoded = res.headers.has("content-encoding");
   if (!encoded && declared > max) {
     controller.abort();
-    return { ok: false, timeout: false, message: tooLarge(max), tooLarge: true };
+    return tooLargeFailure(max);
   }
   const limit = Math.max(1, Math.min(idleMs, deadline - performance.now()));
   let timedOut = false;
@@ -241,7 +188,7 @@ export async function readBodyWithin(
       size += r.value.length;
       if (size > max) {
         controller.abort();
-        return { ok: false, timeout: false, message: tooLarge(max), tooLarge: true };
+        return tooLargeFailure(max);
       }
       parts.push(r.value);
     }
@@ -254,13 +201,15 @@ export async function readBodyWithin(
     return { ok: true, bytes };
   } catch (e) {
     if (timedOut) {
-      return {
-        ok: false,
-        timeout: true,
-        message: `the response stalled for ${Math.round(limit / 1000)} s`,
-      };
+      const message = `the response stalled for ${Math.round(limit / 1000)} s`;
+      return { ok: false, timeout: true, message, detail: message };
     }
-    return { ok: false, timeout: false, message: (e as Error).message };
+    return {
+      ok: false,
+      timeout: false,
+      message: "the connection broke while the response was being read",
+      detail: errorDetail(e),
+    };
   } finally {
     ctx.deadlines.cancel(d);
   }

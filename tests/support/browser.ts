@@ -4,7 +4,7 @@
  * fresh profile and no background networking. Where no browser can be had,
  * {@link browserBlocker} says why, and the tests report themselves skipped.
  */
-import { type BrowserContext, chromium } from "playwright-core";
+import { type BrowserContext, chromium } from "npm:playwright-core@1.65.1";
 
 /** Debian's Chromium (`.ci/run` installs it with apt when missing). */
 export const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
