@@ -634,7 +634,7 @@ Deno.test("bad admin requests: 400 for bad bodies, 405 for wrong methods, 404 pa
       const [method, path, allow] of [
         ["PUT", "/admin/keys", "GET, POST"],
         ["GET", `/admin/keys/${s.t.keyId}/disable`, "POST"],
-        ["PATCH", `/admin/keys/${s.t.keyId}`, "GET, DELETE"],
+        ["PUT", `/admin/keys/${s.t.keyId}`, "GET, PATCH, DELETE"],
         ["POST", "/admin/usage", "GET"],
         ["DELETE", "/admin/models", "GET"],
       ]

@@ -17,9 +17,16 @@ import {
   periodStats,
   periodTotals,
 } from "./reports.ts";
-import { newKeyFromBody, parseDate, parseDateRange, requireKey } from "./validation.ts";
+import { fullKeyView, keyView, type KeyViewSources, standingsOf } from "./key_view.ts";
+import {
+  keyChangesFromBody,
+  newKeyFromBody,
+  parseDate,
+  parseDateRange,
+  requireKey,
+  rotationGraceMs,
+} from "./validation.ts";
 import { zeroCounters } from "../store/usage/counters.ts";
-import type { KeyTotals } from "../store/usage/reader.ts";
 
 function findKey(ctx: Context, id: string): KeyRecord {
   return requireKey(ctx.keys, id, "key routes take the id from GET /admin/keys, never the secret");
@@ -36,29 +43,25 @@ async function keyOp<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The listing form of a key (no secret, ever). */
-export function keyView(k: KeyRecord, t?: KeyTotals) {
-  const c = t?.counters ?? zeroCounters();
-  return {
-    id: k.id,
-    key: k.masked,
-    name: k.name,
-    enabled: k.enabled,
-    created: k.created,
-    allowed_providers: k.allowedProviders ?? null,
-    source: k.source,
-    total_input: inputOf(c),
-    total_output: c.output,
-    total_requests: c.requests,
-    last_used: t?.lastUsed ? new Date(t.lastUsed).toISOString() : null,
-    ...bucketFields(c),
-  };
-}
-
 /** `GET /admin/keys` */
 export async function listKeys(_req: Request, ctx: Context): Promise<Response> {
   const totals = await ctx.usageReader.totals();
-  return jsonResponse(200, { keys: ctx.keys.list().map((k) => keyView(k, totals.get(k.id))) });
+  const now = ctx.clock.now();
+  const src = sources(ctx);
+  const keys = await Promise.all(
+    ctx.keys.list().map(async (k) => keyView(k, now, totals.get(k.id), await standingsOf(src, k))),
+  );
+  return jsonResponse(200, { keys });
+}
+
+/** Where key views are read from. */
+function sources(ctx: Context): KeyViewSources {
+  return { usage: ctx.usageReader, limits: ctx.limits, now: ctx.clock.now() };
+}
+
+/** A key's full view: fields, totals and limit standings. */
+function fullView(ctx: Context, k: KeyRecord) {
+  return fullKeyView(sources(ctx), k);
 }
 
 /** `POST /admin/keys` */
@@ -67,13 +70,28 @@ export async function createKey(req: Request, ctx: Context): Promise<Response> {
   const { record, secret } = await ctx.keys.create(input);
   ctx.log.info("key created", { key_id: record.id, name: record.name });
   // 200, as Luna answered (scripts check it), though 201 would be the REST habit.
-  return jsonResponse(200, { api_key: secret, ...keyView(record) });
+  return jsonResponse(200, { api_key: secret, ...await fullView(ctx, record) });
+}
+
+/** `PATCH /admin/keys/{id}`: changes name, enabled, allowlists, limits, expiry, metadata. */
+export async function updateKey(
+  req: Request,
+  ctx: Context,
+  { params: p }: Call,
+): Promise<Response> {
+  findKey(ctx, p.id);
+  const changes = await keyChangesFromBody(await readJsonBody(req, 64 * 1024), () => ctx.registry);
+  const k = await keyOp(() => ctx.keys.update(p.id, changes));
+  ctx.log.info("key changed", {
+    key_id: k.id,
+    fields: Object.keys(changes).filter((f) => changes[f as keyof typeof changes] !== undefined),
+  });
+  return jsonResponse(200, await fullView(ctx, k));
 }
 
 /** `GET /admin/keys/{id}` */
 export async function getKey(_req: Request, ctx: Context, { params: p }: Call): Promise<Response> {
-  const k = findKey(ctx, p.id);
-  return jsonResponse(200, keyView(k, await ctx.usageReader.keyTotals(k.id)));
+  return jsonResponse(200, await fullView(ctx, findKey(ctx, p.id)));
 }
 
 /** `GET /admin/keys/{id}/usage` */
@@ -118,17 +136,20 @@ export async function deleteKey(
   return jsonResponse(200, { status: "deleted", name: k.name, id: k.id });
 }
 
-/** `POST /admin/keys/{id}/rotate`: a new secret (shown once); the old one stops working. */
+/**
+ * `POST /admin/keys/{id}/rotate`: a new secret (shown once) for the same
+ * key; the old one stops working at once, or after `grace_seconds`.
+ */
 export async function rotateKey(
-  _req: Request,
+  req: Request,
   ctx: Context,
   { params: p }: Call,
 ): Promise<Response> {
   findKey(ctx, p.id);
-  const { record, secret } = await keyOp(() => ctx.keys.rotate(p.id));
-  ctx.log.info("key rotated", { key_id: record.id });
-  const totals = await ctx.usageReader.keyTotals(record.id);
-  return jsonResponse(200, { status: "rotated", api_key: secret, ...keyView(record, totals) });
+  const graceMs = rotationGraceMs(await readJsonBody(req, 4096));
+  const { record, secret } = await keyOp(() => ctx.keys.rotate(p.id, graceMs));
+  ctx.log.info("key rotated", { key_id: record.id, grace_s: graceMs / 1000 });
+  return jsonResponse(200, { status: "rotated", api_key: secret, ...await fullView(ctx, record) });
 }
 
 /** `GET /admin/usage` */

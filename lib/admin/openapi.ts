@@ -229,7 +229,19 @@ function openapiDocument() {
         },
       },
       "/admin/keys/{id}": {
-        get: adminOp("One key with its totals", "KeyView", { parameters: [idParam] }),
+        get: adminOp("One key with its totals and each limit's consumption", "KeyView", {
+          parameters: [idParam],
+        }),
+        patch: {
+          ...adminOp(
+            "Change a key: name, enabled, allowlists, limits, expiry, metadata",
+            "KeyView",
+            {
+              parameters: [idParam],
+            },
+          ),
+          requestBody: { required: true, content: json("UpdateKeyBody") },
+        },
         delete: adminOp("Delete a key (usage history is kept)", "KeyStatus", {
           parameters: [idParam],
         }),
@@ -251,9 +263,14 @@ function openapiDocument() {
         post: adminOp("Disable a key (effective at once)", "KeyStatus", { parameters: [idParam] }),
       },
       "/admin/keys/{id}/rotate": {
-        post: adminOp("New secret for a key; the old one stops working", "RotatedKey", {
-          parameters: [idParam],
-        }),
+        post: {
+          ...adminOp(
+            "New secret for the same key; the old one stops working at once or after grace_seconds",
+            "RotatedKey",
+            { parameters: [idParam] },
+          ),
+          requestBody: { required: false, content: json("RotateKeyBody") },
+        },
       },
       "/admin/usage": { get: adminOp("Usage totals", "UsageSummary") },
       "/admin/usage/daily": {

@@ -11,15 +11,64 @@ import { named } from "../http/named_schemas.ts";
 const count = z.number().int().min(0);
 const isoTime = z.string().describe("ISO 8601 time");
 
+const positive = (what: string) => z.number().int().min(1).max(1e12).describe(what);
+const dollars = (what: string) =>
+  z.number().positive().max(1e9).refine(
+    (v) => Math.abs(v * 1e6 - Math.round(v * 1e6)) < 1e-6,
+    "at most 6 decimals (micro-dollars)",
+  ).describe(what);
+
+/** Fields a key body may set; on PATCH, null clears one. */
+const keyFields = {
+  allowed_providers: z.array(z.string().min(1).max(200)).min(1).max(100).nullish().describe(
+    "provider ids this key may use; omitted or null: all",
+  ),
+  allowed_models: z.array(z.string().min(1).max(256)).min(1).max(200).nullish().describe(
+    "model ids or globs (`claude-*`, `?` for one character) this key may use; null: all",
+  ),
+  rpm: positive("requests per minute").nullish(),
+  tpm: positive("tokens (input + output, as metered) per minute").nullish(),
+  max_concurrent: positive("requests and streams open at once").nullish(),
+  daily_token_quota: positive("tokens per day (USAGE_TZ calendar)").nullish(),
+  monthly_token_quota: positive("tokens per month (USAGE_TZ calendar)").nullish(),
+  daily_budget_usd: dollars("USD per day (USAGE_TZ calendar)").nullish(),
+  monthly_budget_usd: dollars("USD per month (USAGE_TZ calendar)").nullish(),
+  expires_at: z.iso.datetime({ offset: true }).nullish().describe(
+    "ISO 8601 time after which the key no longer works",
+  ),
+  metadata: z.record(z.string().min(1).max(64), z.string().max(256)).refine(
+    (m) => Object.keys(m).length <= 32,
+    "at most 32 labels",
+  ).nullish().describe("free-form labels, shown in reports"),
+};
+
 /** Body of `POST /admin/keys`. */
 export const CreateKeyBody = named(
   "CreateKeyBody",
   z.strictObject({
     name: z.string().trim().min(1, "name must not be empty").max(200).describe("display name"),
-    allowed_providers: z.array(z.string().min(1)).min(1).nullish().describe(
-      "provider ids this key may use; omitted or null: all",
-    ),
     enabled: z.boolean().optional().describe("default true"),
+    ...keyFields,
+  }),
+);
+
+/** Body of `PATCH /admin/keys/{id}`: the fields to change; null clears a limit or list. */
+export const UpdateKeyBody = named(
+  "UpdateKeyBody",
+  z.strictObject({
+    name: z.string().trim().min(1, "name must not be empty").max(200).optional(),
+    enabled: z.boolean().optional(),
+    ...keyFields,
+  }).refine((b) => Object.keys(b).length > 0, "give at least one field to change"),
+);
+
+/** Body of `POST /admin/keys/{id}/rotate` (optional). */
+export const RotateKeyBody = named(
+  "RotateKeyBody",
+  z.strictObject({
+    grace_seconds: z.number().int().min(0).max(30 * 86_400).optional().describe(
+      "how long the old secret keeps working (default 0: it stops at once)",
+    ),
   }),
 );
 
@@ -60,6 +109,32 @@ export const ModelStats = named(
 
 const byModel = z.record(z.string(), ModelStats).describe("by model, sorted by total descending");
 
+/** One limit's standing: the limit, what is used and held against it, when it resets. */
+const LimitStanding = z.object({
+  limit: z.number(),
+  used: z.number().describe("committed in the current window"),
+  reserved: z.number().describe("held by requests in flight (their worst case)"),
+  remaining: z.number(),
+  resets_at: isoTime.nullable().describe("null for max_concurrent"),
+});
+
+/** Every limit a key has, by name (money in USD). */
+export const LimitsView = named(
+  "LimitsView",
+  z.partialRecord(
+    z.enum([
+      "rpm",
+      "tpm",
+      "max_concurrent",
+      "daily_token_quota",
+      "monthly_token_quota",
+      "daily_budget_usd",
+      "monthly_budget_usd",
+    ]),
+    LimitStanding,
+  ),
+);
+
 /** A key as listed (never the secret). */
 export const KeyView = named(
   "KeyView",
@@ -70,6 +145,23 @@ export const KeyView = named(
     enabled: z.boolean(),
     created: isoTime,
     allowed_providers: z.array(z.string()).nullable(),
+    allowed_models: z.array(z.string()).nullable(),
+    rpm: count.nullable(),
+    tpm: count.nullable(),
+    max_concurrent: count.nullable(),
+    daily_token_quota: count.nullable(),
+    monthly_token_quota: count.nullable(),
+    daily_budget_usd: z.number().nullable(),
+    monthly_budget_usd: z.number().nullable(),
+    expires_at: isoTime.nullable(),
+    expired: z.boolean(),
+    metadata: z.record(z.string(), z.string()).nullable(),
+    previous_key_valid_until: isoTime.nullable().describe(
+      "after a rotation with grace: until when the old secret still works",
+    ),
+    limits: LimitsView.optional().describe(
+      "each limit set, with its consumption (absent in create/list answers that do not read it)",
+    ),
     source: z.enum(["gateway", "luna"]),
     total_input: count.describe("whole prompt: input_uncached + cache_read + cache_write"),
     total_output: count,

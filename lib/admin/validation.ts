@@ -13,8 +13,8 @@ import type { z } from "zod";
 import { quote } from "../http/client_text.ts";
 import { GatewayError } from "../http/errors.ts";
 import type { Registry } from "../config/registry.ts";
-import type { KeyRecord, KeyStore, NewKey } from "../store/keys.ts";
-import { CreateKeyBody } from "./schemas.ts";
+import type { KeyChanges, KeyRecord, KeyStore, NewKey } from "../store/keys.ts";
+import { CreateKeyBody, RotateKeyBody, UpdateKeyBody } from "./schemas.ts";
 
 /** Refused admin input: 400 (malformed or inconsistent) or 404 (no such key). */
 export class InvalidInput extends GatewayError {
@@ -110,6 +110,42 @@ function parseBody<T>(schema: z.ZodType<T>, raw: unknown, label: Label = asIs): 
   throw new InvalidInput(400, "invalid_body", `${where}${issue.message}`);
 }
 
+type KeyBody = z.infer<typeof UpdateKeyBody>;
+
+const LIMIT_FIELDS = [
+  ["rpm", "rpm"],
+  ["tpm", "tpm"],
+  ["max_concurrent", "maxConcurrent"],
+  ["daily_token_quota", "dailyTokens"],
+  ["monthly_token_quota", "monthlyTokens"],
+] as const;
+const BUDGET_FIELDS = [
+  ["daily_budget_usd", "dailyMicroUsd"],
+  ["monthly_budget_usd", "monthlyMicroUsd"],
+] as const;
+
+/** A validated key body as key changes (money to micro-dollars; null clears). */
+function changesOf(body: KeyBody): KeyChanges {
+  const limits: NonNullable<KeyChanges["limits"]> = {};
+  for (const [field, name] of LIMIT_FIELDS) {
+    if (body[field] !== undefined) limits[name] = body[field];
+  }
+  for (const [field, name] of BUDGET_FIELDS) {
+    const v = body[field];
+    if (v !== undefined) limits[name] = v === null ? null : Math.round(v * 1e6);
+  }
+  const changes: KeyChanges = {
+    name: body.name,
+    enabled: body.enabled,
+    allowedProviders: body.allowed_providers,
+    allowedModels: body.allowed_models,
+    expiresAt: body.expires_at && new Date(body.expires_at).toISOString(),
+    metadata: body.metadata,
+  };
+  if (Object.keys(limits).length > 0) changes.limits = limits;
+  return changes;
+}
+
 /**
  * A `POST /admin/keys` body (or the CLI's equivalent), validated, as a new
  * key. The registry is read only when the body names providers, so the CLI
@@ -124,9 +160,24 @@ export async function newKeyFromBody(
   if (body.allowed_providers) {
     checkProviders(await registry(), body.allowed_providers, label("allowed_providers"));
   }
-  return {
-    name: body.name,
-    allowedProviders: body.allowed_providers ?? undefined,
-    enabled: body.enabled,
-  };
+  const { name, ...changes } = changesOf(body);
+  return { ...changes, name: name! };
+}
+
+/** A `PATCH /admin/keys/{id}` body (or `keys edit`), validated, as key changes. */
+export async function keyChangesFromBody(
+  raw: unknown,
+  registry: () => Registry | Promise<Registry>,
+  label: Label = asIs,
+): Promise<KeyChanges> {
+  const body = parseBody(UpdateKeyBody, raw, label);
+  if (body.allowed_providers) {
+    checkProviders(await registry(), body.allowed_providers, label("allowed_providers"));
+  }
+  return changesOf(body);
+}
+
+/** A `POST /admin/keys/{id}/rotate` body (or `keys rotate --grace`): the grace in ms. */
+export function rotationGraceMs(raw: unknown, label: Label = asIs): number {
+  return (parseBody(RotateKeyBody, raw ?? {}, label).grace_seconds ?? 0) * 1000;
 }

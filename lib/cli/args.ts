@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { CliError } from "./io.ts";
 
 /** The options a command accepts, as `parseArgs` takes them. */
-export type Options = Record<string, { type: "string" | "boolean" }>;
+export type Options = Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
 
 /** Parsed option values, typed from {@link Options}. */
 export type Values<O extends Options> =

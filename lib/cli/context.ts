@@ -10,6 +10,11 @@ import { BucketClock } from "../ops/clock.ts";
 import { openKv } from "../ops/server.ts";
 import { requireKey } from "../admin/validation.ts";
 import { type KeyRecord, KeyStore } from "../store/keys.ts";
+import { usageSeed } from "../store/limits/seed.ts";
+import { LimitStore } from "../store/limits/store.ts";
+import { Windows } from "../store/limits/windows.ts";
+import { newId } from "../ops/ids.ts";
+import { systemClock } from "../ops/clock.ts";
 import { UsageReader } from "../store/usage/reader.ts";
 import type { Io } from "./io.ts";
 
@@ -19,6 +24,8 @@ export interface CliContext {
   kv: Deno.Kv;
   keys: KeyStore;
   usage: UsageReader;
+  /** Read-only here: the standings of keys' limits. */
+  limits: LimitStore;
   buckets: BucketClock;
   /** The registry `serve` would load; read on first use (most commands never need it). */
   registry(): Promise<Registry>;
@@ -53,17 +60,30 @@ export async function withContext<T>(io: Io, fn: (ctx: CliContext) => Promise<T>
     const keys = new KeyStore(kv);
     await keys.load();
     const buckets = new BucketClock(config.usageTz);
-    let registry: Promise<Registry> | undefined;
-    return await fn({
-      config,
-      kv,
-      keys,
-      usage: new UsageReader(kv),
-      buckets,
-      registry: () =>
-        registry ??= bundledFallback(config, io).then((r) => r ?? loadRegistry(config.modelsPath)),
-      key: (id) => requireKey(keys, id, 'ids are listed by "keys list"'),
+    const usage = new UsageReader(kv);
+    const windows = new Windows(config.usageTz);
+    const limits = new LimitStore(kv, systemClock, windows, {
+      processId: newId(),
+      seed: usageSeed(usage, windows),
     });
+    let registry: Promise<Registry> | undefined;
+    try {
+      return await fn({
+        config,
+        kv,
+        keys,
+        usage,
+        limits,
+        buckets,
+        registry: () =>
+          registry ??= bundledFallback(config, io).then((r) =>
+            r ?? loadRegistry(config.modelsPath)
+          ),
+        key: (id) => requireKey(keys, id, 'ids are listed by "keys list"'),
+      });
+    } finally {
+      await limits.close();
+    }
   } finally {
     kv.close();
   }

@@ -16,7 +16,8 @@ Commands:
   keys disable <id>          disable a key (a running gateway stops accepting it)
   keys enable <id>           enable a key again
   keys delete <id>           delete a key (its usage history is kept)
-  keys rotate <id>           give a key a new secret (the old one stops working)
+  keys edit <id>             change a key's name, allowlists, limits, expiry, labels
+  keys rotate <id>           give a key a new secret (the old one stops, or after --grace)
   usage                      usage table by day, key and model
   import-luna <keys.json>    import keys and usage history from Luna API Proxy
   check-config [models.json] validate a model registry and print its routing table
@@ -35,16 +36,21 @@ bundled models.json is used). Stops cleanly on SIGTERM or SIGINT.`,
   llm-gateway keys create <name> [options] [--json]
   llm-gateway keys list [--json]
   llm-gateway keys show <id> [--json]
+  llm-gateway keys edit <id> [--name <name>] [options] [--json]
   llm-gateway keys disable|enable|delete <id> [--json]
-  llm-gateway keys rotate <id> [--json]
+  llm-gateway keys rotate <id> [--grace <seconds>] [--json]
 
-Options of "keys create" (validated as the admin API validates POST /admin/keys):
+Options of "keys create" and "keys edit" (validated as the admin API validates
+POST /admin/keys and PATCH /admin/keys/{id}; on edit, "none" clears a field):
 ${keyFlagHelp()}
+
+"keys rotate --grace 3600" keeps the old secret working for an hour.
 
 Works directly on the KV at KV_PATH. Keys are addressed by id (see "keys list").
 --json prints what the admin API answers: "keys list" as GET /admin/keys, "keys show"
-as GET /admin/keys/{id}, "keys create" as POST /admin/keys, "keys rotate" as
-POST /admin/keys/{id}/rotate (with the key's totals), the others {status, name, id}.`,
+as GET /admin/keys/{id}, "keys create" as POST /admin/keys, "keys edit" as
+PATCH /admin/keys/{id}, "keys rotate" as POST /admin/keys/{id}/rotate, the others
+{status, name, id}.`,
   usage:
     `Usage: llm-gateway usage [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--key <id>] [--model <id>] [--json]
 

@@ -1,11 +1,16 @@
 /**
- * `keys`: create, list, show, enable, disable, delete and rotate client keys
- * directly on KV. Validation and JSON output are the admin API's own
- * (`lib/admin/validation.ts`, `keyView`), so `--json` prints what the API
- * answers and both refuse the same input.
+ * `keys`: create, list, show, edit, enable, disable, delete and rotate
+ * client keys directly on KV. Validation and JSON output are the admin API's
+ * own (`lib/admin/validation.ts`, `lib/admin/key_view.ts`), so `--json`
+ * prints what the API answers and both refuse the same input.
  */
-import { keyView } from "../admin/handlers.ts";
-import { InvalidInput, newKeyFromBody } from "../admin/validation.ts";
+import { fullKeyView, keyView, type KeyViewSources, standingsOf } from "../admin/key_view.ts";
+import {
+  InvalidInput,
+  keyChangesFromBody,
+  newKeyFromBody,
+  rotationGraceMs,
+} from "../admin/validation.ts";
 import type { KeyRecord } from "../store/keys.ts";
 import { exactlyOne, noMoreThan, parse, type Values } from "./args.ts";
 import { type CliContext, withContext } from "./context.ts";
@@ -14,7 +19,12 @@ import { CliError, type Command, exitStatus, type Io, printJson } from "./io.ts"
 import { bodyFromFlags, flagLabel, keyFlagOptions } from "./key_flags.ts";
 import { shortTime, table } from "./table.ts";
 
-const OPTIONS = { ...keyFlagOptions(), json: { type: "boolean" } } as const;
+const OPTIONS = {
+  ...keyFlagOptions(),
+  name: { type: "string" },
+  grace: { type: "string" },
+  json: { type: "boolean" },
+} as const;
 
 interface Call {
   ctx: CliContext;
@@ -31,11 +41,24 @@ function keyArg({ ctx, positionals }: Call, sub: string): KeyRecord {
   return ctx.key(id);
 }
 
-/** A key view as `field: value` lines. */
+/** A key view as `field: value` lines (limits one per line). */
 function printFields(io: Io, view: Record<string, unknown>): void {
   for (const [f, v] of Object.entries(view)) {
-    io.out(`${f}: ${v === null ? "-" : Array.isArray(v) ? v.join(",") : v}`);
+    if (f === "limits" && v && typeof v === "object") {
+      for (const [name, s] of Object.entries(v as Record<string, Record<string, unknown>>)) {
+        io.out(
+          `limit ${name}: ${s.used} used + ${s.reserved} reserved of ${s.limit}` +
+            (s.resets_at ? `, resets ${s.resets_at}` : ""),
+        );
+      }
+    } else if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+      io.out(`${f}: ${Object.entries(v).map(([k, x]) => `${k}=${x}`).join(",")}`);
+    } else io.out(`${f}: ${v === null ? "-" : Array.isArray(v) ? v.join(",") : v}`);
   }
+}
+
+function sources(ctx: CliContext): KeyViewSources {
+  return { usage: ctx.usage, limits: ctx.limits, now: Date.now() };
 }
 
 const create: Subcommand = async ({ ctx, io, positionals, values }) => {
@@ -48,7 +71,7 @@ const create: Subcommand = async ({ ctx, io, positionals, values }) => {
   );
   const { record, secret } = await ctx.keys.create(input);
   if (values.json) {
-    printJson(io, { api_key: secret, ...keyView(record) });
+    printJson(io, { api_key: secret, ...await fullKeyView(sources(ctx), record) });
     return 0;
   }
   io.out(`created key "${record.name}" (id ${record.id})`);
@@ -60,7 +83,12 @@ const create: Subcommand = async ({ ctx, io, positionals, values }) => {
 const list: Subcommand = async ({ ctx, io, positionals, values }) => {
   noMoreThan(positionals, 0, "keys list");
   const totals = await ctx.usage.totals();
-  const views = ctx.keys.list().map((k) => keyView(k, totals.get(k.id)));
+  const src = sources(ctx);
+  const views = await Promise.all(
+    ctx.keys.list().map(async (k) =>
+      keyView(k, src.now, totals.get(k.id), await standingsOf(src, k))
+    ),
+  );
   if (values.json) {
     printJson(io, { keys: views });
     return 0;
@@ -91,7 +119,7 @@ const list: Subcommand = async ({ ctx, io, positionals, values }) => {
 
 const show: Subcommand = async (call) => {
   const k = keyArg(call, "show");
-  const view = keyView(k, await call.ctx.usage.keyTotals(k.id));
+  const view = await fullKeyView(sources(call.ctx), k);
   if (call.values.json) printJson(call.io, view);
   else printFields(call.io, view);
   return 0;
@@ -114,16 +142,43 @@ const remove: Subcommand = async (call) => {
   return 0;
 };
 
+const edit: Subcommand = async (call) => {
+  const { ctx, io, values } = call;
+  const k = keyArg(call, "edit");
+  const body = bodyFromFlags(values);
+  if ("enabled" in body) throw new CliError("keys edit: use keys enable|disable <id>", 2);
+  if (values.name !== undefined) body.name = values.name;
+  const changes = await keyChangesFromBody(body, () => ctx.registry(), flagLabel);
+  const record = await ctx.keys.update(k.id, changes);
+  const view = await fullKeyView(sources(ctx), record);
+  if (values.json) printJson(io, view);
+  else {
+    io.out(`key "${record.name}" (${record.id}) changed`);
+    printFields(io, view);
+  }
+  return 0;
+};
+
 const rotate: Subcommand = async (call) => {
   const { ctx, io, values } = call;
-  const { record, secret } = await ctx.keys.rotate(keyArg(call, "rotate").id);
-  const view = keyView(record, await ctx.usage.keyTotals(record.id));
+  const k = keyArg(call, "rotate");
+  const grace = values.grace === undefined ? undefined : Number(values.grace);
+  const graceMs = rotationGraceMs(
+    grace === undefined ? {} : { grace_seconds: Number.isFinite(grace) ? grace : values.grace },
+    (f) => (f === "grace_seconds" ? "--grace" : f),
+  );
+  const { record, secret } = await ctx.keys.rotate(k.id, graceMs);
+  const view = await fullKeyView(sources(ctx), record);
   if (values.json) {
     printJson(io, { status: "rotated", api_key: secret, ...view });
     return 0;
   }
   io.out(`new secret for "${record.name}" (${record.id}): ${secret}`);
-  io.out("the old secret no longer works; store this one now: it is not shown again");
+  io.out(
+    graceMs > 0
+      ? `the old secret keeps working until ${view.previous_key_valid_until}; store this one now: it is not shown again`
+      : "the old secret no longer works; store this one now: it is not shown again",
+  );
   printFields(io, view);
   return 0;
 };
@@ -132,6 +187,7 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
   create,
   list,
   show,
+  edit,
   disable: setEnabled(false),
   enable: setEnabled(true),
   delete: remove,

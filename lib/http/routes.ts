@@ -31,6 +31,7 @@ export const ROUTES: Route[] = [
     ["GET", "/admin/keys", admin.listKeys],
     ["POST", "/admin/keys", admin.createKey],
     ["GET", "/admin/keys/:id", admin.getKey],
+    ["PATCH", "/admin/keys/:id", admin.updateKey],
     ["DELETE", "/admin/keys/:id", admin.deleteKey],
     ["GET", "/admin/keys/:id/usage", admin.keyUsageReport],
     ["POST", "/admin/keys/:id/enable", admin.setEnabled(true)],

@@ -22,7 +22,8 @@ import { ConfigError } from "../config/env.ts";
 import { filePathProblem, kvError, kvPathProblem, listenError } from "./startup_errors.ts";
 import { createRouter } from "../http/router.ts";
 import { fallbackShape, ROUTES } from "../http/routes.ts";
-import { LimitStore, type Seed } from "../store/limits/store.ts";
+import { usageSeed } from "../store/limits/seed.ts";
+import { LimitStore } from "../store/limits/store.ts";
 import { Windows } from "../store/limits/windows.ts";
 import { UsageReader } from "../store/usage/reader.ts";
 import { UsageWriter } from "../store/usage/writer.ts";
@@ -103,17 +104,6 @@ async function createContext(opts: GatewayOptions): Promise<Context> {
   });
   const usageReader = new UsageReader(kv, () => usageWriter.flush());
   const windows = new Windows(config.usageTz);
-  // A quota or budget set mid-day (or mid-month) counts the use already recorded in it.
-  const seed: Seed = async (keyId, span, now) => {
-    const day = windows.day(now).id.slice(1);
-    const from = span === "day" ? day : `${day.slice(0, 7)}-01`;
-    let tokens = 0;
-    for (const r of await usageReader.byKey(keyId, from, day)) {
-      const c = r.counters;
-      tokens += c.input_uncached + c.cache_read + c.cache_write + c.output;
-    }
-    return { tokens, microUsd: 0 };
-  };
   const ctx: Context = {
     config,
     registry: opts.registry ?? await loadConfiguredRegistry(config.modelsPath),
@@ -123,7 +113,7 @@ async function createContext(opts: GatewayOptions): Promise<Context> {
     usageReader,
     limits: new LimitStore(kv, clock, windows, {
       processId: newId(),
-      seed,
+      seed: usageSeed(usageReader, windows),
       onError: (e) => log.error("limit store write failed; will retry", { error: errorMessage(e) }),
     }),
     buckets,
