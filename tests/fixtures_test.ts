@@ -153,10 +153,12 @@ const num = (v: unknown) => (typeof v === "number" ? v : 0);
 function bucketsOf(u: RawUsage): Tokens {
   if ("input_tokens" in u || "output_tokens" in u) {
     const stu = (u.server_tool_use ?? {}) as RawUsage;
+    const split = (u.cache_creation ?? {}) as RawUsage;
     return {
       inputUncached: num(u.input_tokens),
       cacheRead: num(u.cache_read_input_tokens),
       cacheWrite: num(u.cache_creation_input_tokens),
+      cacheWrite1h: num(split.ephemeral_1h_input_tokens),
       output: num(u.output_tokens),
       webSearch: num(stu.web_search_requests),
       webFetch: num(stu.web_fetch_requests),
@@ -170,6 +172,7 @@ function bucketsOf(u: RawUsage): Tokens {
     inputUncached: prompt - cached - written,
     cacheRead: cached,
     cacheWrite: written,
+    cacheWrite1h: 0,
     output: completion + hidden,
     webSearch: 0,
     webFetch: 0,

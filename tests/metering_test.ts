@@ -140,7 +140,15 @@ Deno.test("meterJson: bodies that are not objects carry no usage", () => {
 });
 
 function zero(): Tokens {
-  return { inputUncached: 0, cacheRead: 0, cacheWrite: 0, output: 0, webSearch: 0, webFetch: 0 };
+  return {
+    inputUncached: 0,
+    cacheRead: 0,
+    cacheWrite: 0,
+    cacheWrite1h: 0,
+    output: 0,
+    webSearch: 0,
+    webFetch: 0,
+  };
 }
 
 Deno.test("openaiTokens: subsets, clamping and the Gemini gap", () => {
