@@ -43,6 +43,7 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   METRICS_PUBLIC: bool.default(false),
   METRICS_PER_KEY: bool.default(false),
+  REQUEST_LOG_DAYS: int(0, 3650).default(7),
 });
 
 /** Validated gateway configuration. */
@@ -64,6 +65,8 @@ export interface Config {
   logLevel: "debug" | "info" | "warn" | "error";
   metricsPublic: boolean;
   metricsPerKey: boolean;
+  /** Days each request-log entry is kept (0: no request log). */
+  requestLogDays: number;
 }
 
 /** Names of every environment variable the gateway reads (besides provider secrets). */
@@ -101,5 +104,6 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     logLevel: e.LOG_LEVEL,
     metricsPublic: e.METRICS_PUBLIC,
     metricsPerKey: e.METRICS_PER_KEY,
+    requestLogDays: e.REQUEST_LOG_DAYS,
   };
 }
