@@ -11,6 +11,7 @@ import { jsonResponse, readJsonBody } from "../http/json.ts";
 import { KeyNotFound, type KeyRecord } from "../store/keys.ts";
 import {
   bucketFields,
+  costFields,
   groupSorted,
   inputOf,
   keyUsage,
@@ -52,6 +53,8 @@ export function keyView(k: KeyRecord, t?: KeyTotals) {
     total_requests: c.requests,
     last_used: t?.lastUsed ? new Date(t.lastUsed).toISOString() : null,
     ...bucketFields(c),
+    // Usage cost (the cost work; the governance fields go above).
+    ...costFields(c),
   };
 }
 
@@ -146,6 +149,7 @@ export async function usageSummary(_req: Request, ctx: Context): Promise<Respons
     total_keys: keys.length,
     active_keys: keys.filter((k) => k.enabled).length,
     ...bucketFields(c),
+    ...costFields(c),
   });
 }
 

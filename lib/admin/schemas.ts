@@ -42,6 +42,16 @@ const bucketFields = {
   web_fetch_requests: count,
 };
 
+/** Cost beside tokens at every level of the usage reports. */
+const costFields = {
+  cost_usd: z.number().min(0).nullable().describe(
+    "USD of the priced usage; null when none of it had a price",
+  ),
+  unpriced_requests: count.describe(
+    "requests (and advisor uses) whose model had no price: their tokens count, their cost is unknown",
+  ),
+};
+
 /** Per-model figures; `total` = `input` + `output`, `input` = the whole prompt. */
 export const ModelStats = named(
   "ModelStats",
@@ -55,6 +65,7 @@ export const ModelStats = named(
     cache_write: count,
     failed: count,
     incomplete: count,
+    ...costFields,
   }),
 );
 
@@ -76,6 +87,8 @@ export const KeyView = named(
     total_requests: count,
     last_used: isoTime.nullable(),
     ...bucketFields,
+    // Usage cost (the cost work; the governance fields go above).
+    ...costFields,
   }),
 );
 
@@ -109,6 +122,7 @@ const period = z.object({
   output: count,
   requests: count,
   ...bucketFields,
+  ...costFields,
   by_model: byModel,
 });
 
@@ -125,6 +139,7 @@ export const KeyUsage = named(
       total_requests: count,
       last_used: isoTime.nullable(),
       ...bucketFields,
+      ...costFields,
       daily: z.record(z.string(), period).describe("by YYYY-MM-DD in USAGE_TZ"),
       hourly: z.record(z.string(), period).describe('by "YYYY-MM-DD HH:00" in USAGE_TZ'),
       total_by_model: byModel,
@@ -142,6 +157,7 @@ export const UsageSummary = named(
     total_keys: count,
     active_keys: count,
     ...bucketFields,
+    ...costFields,
   }),
 );
 
@@ -157,6 +173,7 @@ export const DailyReport = named(
       total_output: count,
       total_requests: count,
       ...bucketFields,
+      ...costFields,
       by_model: byModel,
       by_tenant: byTenant,
       keys: z.array(z.object({
@@ -166,6 +183,7 @@ export const DailyReport = named(
         output: count,
         requests: count,
         ...bucketFields,
+        ...costFields,
         by_model: byModel,
       })),
     })),
@@ -184,6 +202,7 @@ export const HourlyReport = named(
       total_output: count,
       total_requests: count,
       ...bucketFields,
+      ...costFields,
       by_model: byModel,
       by_tenant: byTenant,
     })),

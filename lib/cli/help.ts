@@ -51,10 +51,12 @@ POST /admin/keys/{id}/rotate (with the key's totals), the others {status, name, 
 Prints usage by day, key and model (days in USAGE_TZ), with a total line. Dates are
 real calendar days and --from may not be after --to; --key takes an existing key id
 (see "keys list"). Input buckets: input_uncached, cache_read, cache_write; "input" is
-their sum (the whole prompt). --json prints one object per row with the fields of the
-admin API's per-key reports: date, key_id, key_name, model, input, output, requests,
-input_uncached, cache_read, cache_write, failed, incomplete, web_search_requests,
-web_fetch_requests.`,
+their sum (the whole prompt). COST_USD is the cost of the priced usage ("-" when the
+model has no price in models.json); UNPRICED counts requests whose model had none.
+--json prints one object per row with the fields of the admin API's per-key reports:
+date, key_id, key_name, model, input, output, requests, input_uncached, cache_read,
+cache_write, failed, incomplete, web_search_requests, web_fetch_requests, cost_usd
+(null when unpriced), unpriced_requests.`,
   "import-luna": `Usage: llm-gateway import-luna <keys.json>
 
 Imports a Luna API Proxy keys.json: keys (stored hashed), names, enabled, created,

@@ -23,7 +23,7 @@ import { admit } from "./admit.ts";
 import { attempt, type Attempted } from "./attempt.ts";
 import { readRequestBody, type RequestBody } from "./body.ts";
 import { chooseChain } from "./chain.ts";
-import { record } from "./record.ts";
+import { record, recordRefusal } from "./record.ts";
 import { type Ended, respond, upstreamRequestId } from "./respond.ts";
 
 /** The handler of one proxied endpoint of a format. */
@@ -31,6 +31,16 @@ export function proxyHandler(format: ApiFormat, endpoint: FormatEndpoint): Clien
   return async (req, ctx, call) => {
     const refuse = (e: GatewayError) => {
       call.reason = e.code;
+      recordRefusal(ctx, {
+        id: call.id,
+        key: call.key,
+        model: call.model,
+        endpoint: endpoint.path,
+        status: e.status,
+        code: e.code,
+        startedAt: call.receivedAt,
+        durationMs: performance.now() - call.t0,
+      });
       const res = errorResponse(format, e);
       res.headers.set("x-request-id", call.id);
       return res;
@@ -106,7 +116,6 @@ function recordOutcome(
     id: call.id,
     key: call.key,
     model: body.model,
-    modelLabel: registry.modelLabel(body.model),
     endpoint: endpoint.path,
     stream,
     provider,
@@ -125,6 +134,6 @@ function recordOutcome(
       ? attempted.upstreamMs
       : undefined,
     upstreamRequestId: attempted && upstreamRequestId(attempted),
-    pricing: registry.pricing(body.model),
+    registry,
   });
 }
