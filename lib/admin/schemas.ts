@@ -209,6 +209,43 @@ export const HourlyReport = named(
   }),
 );
 
+/** One request of the log (figures only: never prompt or completion text). */
+export const LoggedRequest = named(
+  "LoggedRequest",
+  z.object({
+    id: z.string().describe("the request id (ULID), as sent back in x-request-id"),
+    time: isoTime.describe("when the request arrived"),
+    key_id: z.string(),
+    key_name: z.string(),
+    model: z.string().describe("the model the client asked for"),
+    provider: z.string().nullable().describe("the provider that served or last failed it"),
+    endpoint: z.string(),
+    stream: z.boolean(),
+    status: z.number().int().describe("the HTTP status the client got"),
+    input_uncached: count,
+    cache_read: count,
+    cache_write: count,
+    output: count,
+    cost_usd: z.number().min(0).nullable().describe("null when its model had no price"),
+    latency_ms: count,
+    ttfb_ms: count.nullable(),
+    retries: count,
+    complete: z.boolean().describe("false when its usage is a lower bound"),
+    error: z.string().nullable().describe("why it failed or was refused"),
+  }),
+);
+
+/** `GET /admin/requests` */
+export const RequestLogPage = named(
+  "RequestLogPage",
+  z.object({
+    requests: z.array(LoggedRequest).describe("newest first"),
+    next_cursor: z.string().nullable().describe(
+      "pass as cursor for the next (older) page; null when nothing is left",
+    ),
+  }),
+);
+
 /** `GET /admin/models` */
 export const ModelsStatus = named(
   "ModelsStatus",

@@ -4,6 +4,7 @@
  * client routes are wrapped in `withClient`, admin routes in `withAdmin`.
  */
 import * as admin from "../admin/handlers.ts";
+import { listRequests } from "../admin/requests.ts";
 import { openapiEndpoint } from "../admin/openapi.ts";
 import { DEFAULT_FORMAT, formatFor, formatOwning, proxiedEndpoints } from "../formats/mod.ts";
 import { health } from "../ops/health.ts";
@@ -39,6 +40,7 @@ export const ROUTES: Route[] = [
     ["GET", "/admin/usage/daily", admin.dailyReport],
     ["GET", "/admin/usage/hourly", admin.hourlyReport],
     ["GET", "/admin/models", admin.modelsStatus],
+    ["GET", "/admin/requests", listRequests],
   ]),
 ];
 
