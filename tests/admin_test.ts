@@ -674,6 +674,9 @@ Deno.test("many keys and models in one flush window: every counter is written", 
           incomplete: 0,
           web_search_requests: 0,
           web_fetch_requests: 0,
+          cost_micro_usd: 2,
+          priced: 1,
+          unpriced: 0,
         };
         usage.record(record.id, at, [{ model: m, provider: "anthropic", counters }]);
       }

@@ -405,6 +405,7 @@ Deno.test("docker: .env.example lists every variable, each one the gateway reads
     LOG_LEVEL: CONFIG_DEFAULTS.logLevel,
     METRICS_PUBLIC: String(CONFIG_DEFAULTS.metricsPublic),
     METRICS_PER_KEY: String(CONFIG_DEFAULTS.metricsPerKey),
+    REQUEST_LOG_DAYS: String(CONFIG_DEFAULTS.requestLogDays),
   };
   for (const e of entries.filter((x) => !x.active && x.value !== "")) {
     if (e.name in defaults) {

@@ -5,6 +5,8 @@
  * values, or, where SOURCES.md states it in prose, from the table below,
  * whose numbers are checked against that prose. The file list comes from the
  * directories, so a new recording without a known expectation fails.
+ * Every recording's cost at a test price is checked against the cost worked
+ * out from SOURCES.md's raw numbers in the provider's own convention.
  */
 import { assert, assertEquals } from "./support/assert.ts";
 import { bytewise, lineEndings } from "./support/rechunk.ts";
@@ -13,6 +15,8 @@ import { anthropic } from "../lib/formats/anthropic.ts";
 import { openai } from "../lib/formats/openai.ts";
 import type { ApiFormat } from "../lib/formats/format.ts";
 import type { Metered, Tokens } from "../lib/metering/tokens.ts";
+import { costMicroUsd } from "../lib/metering/cost.ts";
+import type { Pricing } from "../lib/config/registry.ts";
 
 const ROOT = new URL("../../shared/fixtures/", import.meta.url);
 const SKIPPED = "skipped: ../shared/fixtures not present (only in the development workspace)";
@@ -153,10 +157,12 @@ const num = (v: unknown) => (typeof v === "number" ? v : 0);
 function bucketsOf(u: RawUsage): Tokens {
   if ("input_tokens" in u || "output_tokens" in u) {
     const stu = (u.server_tool_use ?? {}) as RawUsage;
+    const split = (u.cache_creation ?? {}) as RawUsage;
     return {
       inputUncached: num(u.input_tokens),
       cacheRead: num(u.cache_read_input_tokens),
       cacheWrite: num(u.cache_creation_input_tokens),
+      cacheWrite1h: num(split.ephemeral_1h_input_tokens),
       output: num(u.output_tokens),
       webSearch: num(stu.web_search_requests),
       webFetch: num(stu.web_fetch_requests),
@@ -170,10 +176,37 @@ function bucketsOf(u: RawUsage): Tokens {
     inputUncached: prompt - cached - written,
     cacheRead: cached,
     cacheWrite: written,
+    cacheWrite1h: 0,
     output: completion + hidden,
     webSearch: 0,
     webFetch: 0,
   };
+}
+
+/** Test prices, whole numbers (no rounding) and different per bucket (a swapped bucket shows). */
+const PRICE: Pricing = { input: 3, output: 15, cacheRead: 1, cacheWrite: 4, cacheWrite1h: 6 };
+
+/**
+ * Micro-dollars from SOURCES.md's raw numbers, without our buckets: Anthropic
+ * prices each field once (one-hour writes apart, the rest five-minute);
+ * OpenAI-style `prompt_tokens` already holds the cached and written tokens,
+ * so only the rest of it is priced as input, and Gemini's hidden thinking
+ * (total - prompt - completion) as output.
+ */
+function rawCost(u: RawUsage): number {
+  if ("input_tokens" in u || "output_tokens" in u) {
+    const split = (u.cache_creation ?? {}) as RawUsage;
+    const oneHour = num(split.ephemeral_1h_input_tokens);
+    return num(u.input_tokens) * PRICE.input + num(u.cache_read_input_tokens) * PRICE.cacheRead +
+      (num(u.cache_creation_input_tokens) - oneHour) * PRICE.cacheWrite +
+      oneHour * PRICE.cacheWrite1h + num(u.output_tokens) * PRICE.output;
+  }
+  const prompt = num(u.prompt_tokens), completion = num(u.completion_tokens);
+  const cached = num(u.cached_tokens ?? u.prompt_cache_hit_tokens);
+  const written = num(u.cache_write_tokens);
+  const hidden = "total_tokens" in u ? Math.max(0, num(u.total_tokens) - prompt - completion) : 0;
+  return (prompt - cached - written) * PRICE.input + cached * PRICE.cacheRead +
+    written * PRICE.cacheWrite + (completion + hidden) * PRICE.output;
 }
 
 /** What SOURCES.md says about each file: its summary row and its own section. */
@@ -293,17 +326,20 @@ if (!isDir(ROOT)) {
         extra: [],
       };
       const format = formatOf(path);
+      const wantCost = exp.usage ? rawCost(exp.usage) : 0;
 
       if (path.endsWith(".json")) {
         const m = format.meterJson(JSON.parse(new TextDecoder().decode(bytes)));
         // The proxy's rule (lib/proxy.ts): a non-2xx or usage-less error body is http_error.
         const ok = (exp.http ?? 200) < 300 && !(m.errorType !== undefined && !m.usageSeen);
         assertEquals(meteredView({ ...m, status: ok ? "ok" : "http_error" }), want, path);
+        assertEquals(costMicroUsd(m.tokens, PRICE), wantCost, `${path}: cost`);
         return;
       }
 
       const ref = meter(format, [bytes]);
       assertEquals(JSON.parse(ref), want, `${path}: whole stream`);
+      assertEquals(costMicroUsd(JSON.parse(ref).tokens, PRICE), wantCost, `${path}: cost`);
       for (const eol of ["LF", "CRLF", "CR"] as const) {
         const b = lineEndings(bytes, eol);
         const check = (got: string, what: string) => {

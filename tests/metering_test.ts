@@ -4,6 +4,8 @@
  * stream meter whole, at every two-chunk split point, byte by byte, in seeded
  * random chunks, and with CRLF and CR line endings; the totals (and the
  * dispatched events) must never change. JSON cases go through `meterJson`.
+ * Each case also pins what its usage costs at {@link PRICE}, the request's
+ * own model and advisor models alike.
  */
 import process from "node:process";
 import { assert, assertEquals } from "./support/assert.ts";
@@ -14,6 +16,8 @@ import { openai, openaiTokens } from "../lib/formats/openai.ts";
 import type { ApiFormat } from "../lib/formats/format.ts";
 import type { Metered, Tokens } from "../lib/metering/tokens.ts";
 import { SseReader } from "../lib/metering/sse_reader.ts";
+import { costMicroUsd } from "../lib/metering/cost.ts";
+import type { Pricing } from "../lib/config/registry.ts";
 
 const DIR = new URL("./data/streams/", import.meta.url);
 
@@ -26,7 +30,24 @@ interface Case {
   covers: string;
   /** JSON cases: the HTTP status the body came with. */
   httpStatus?: number;
-  expect: MeteredView;
+  expect: MeteredView & { costMicroUsd: number };
+}
+
+/** The price the corpus costs are pinned at (USD per million tokens, Claude Sonnet's list price). */
+const PRICE: Pricing = { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75, cacheWrite1h: 6 };
+
+/** The expected meter result without its pinned cost. */
+function expected(c: Case): MeteredView {
+  const { costMicroUsd: _, ...view } = c.expect;
+  return view;
+}
+
+/** Micro-dollars of a meter result at {@link PRICE}: every share priced, summed. */
+function costOf(m: MeteredView): number {
+  return [m.tokens, ...m.extra.map((e) => e.tokens)].reduce(
+    (sum, t) => sum + costMicroUsd(t, PRICE),
+    0,
+  );
 }
 
 const CASES: Case[] = JSON.parse(Deno.readTextFileSync(new URL("cases.json", DIR)));
@@ -80,11 +101,12 @@ for (const c of CASES.filter((c) => c.kind === "sse")) {
     const format = FORMATS[c.format];
     const lf = read(c.file);
     const ref = meterRun(format, [lf]);
-    assertEquals(ref.result, c.expect, `${c.file}: whole stream (${c.covers})`);
+    assertEquals(ref.result, expected(c), `${c.file}: whole stream (${c.covers})`);
+    assertEquals(costOf(ref.result), c.expect.costMicroUsd, `${c.file}: cost`);
     const rand = prng(hash(c.file));
 
     const check = (run: Run, what: string) => {
-      if (run.metered !== ref.metered) assertEquals(run.result, c.expect, `${c.file}: ${what}`);
+      if (run.metered !== ref.metered) assertEquals(run.result, expected(c), `${c.file}: ${what}`);
       assert(run.events === ref.events, `${c.file}: ${what}: dispatched events differ`);
     };
 
@@ -127,7 +149,9 @@ for (const c of CASES.filter((c) => c.kind === "json")) {
     assert(c.httpStatus !== undefined, `${c.file}: httpStatus missing in cases.json`);
     const body = JSON.parse(new TextDecoder().decode(read(c.file)));
     const m = FORMATS[c.format].meterJson(body);
-    assertEquals(meteredView({ ...m, status: jsonStatus(c.httpStatus, m) }), c.expect, c.covers);
+    const view = meteredView({ ...m, status: jsonStatus(c.httpStatus, m) });
+    assertEquals(view, expected(c), c.covers);
+    assertEquals(costOf(view), c.expect.costMicroUsd, `${c.file}: cost`);
   });
 }
 
@@ -142,7 +166,15 @@ Deno.test("meterJson: bodies that are not objects carry no usage", () => {
 });
 
 function zero(): Tokens {
-  return { inputUncached: 0, cacheRead: 0, cacheWrite: 0, output: 0, webSearch: 0, webFetch: 0 };
+  return {
+    inputUncached: 0,
+    cacheRead: 0,
+    cacheWrite: 0,
+    cacheWrite1h: 0,
+    output: 0,
+    webSearch: 0,
+    webFetch: 0,
+  };
 }
 
 Deno.test("openaiTokens: subsets, clamping and the Gemini gap", () => {

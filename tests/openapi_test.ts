@@ -87,6 +87,9 @@ Deno.test("real responses match the documented schemas", async () => {
     check(S.DailyReport, (await admin(t.url, "GET", "/admin/usage/daily")).json, "daily");
     check(S.HourlyReport, (await admin(t.url, "GET", "/admin/usage/hourly")).json, "hourly");
     check(S.ModelsStatus, (await admin(t.url, "GET", "/admin/models")).json, "models");
+    const log = (await admin(t.url, "GET", "/admin/requests")).json;
+    check(S.RequestLogPage, log, "requests");
+    assert((log.requests as unknown[]).length > 0, "the request above is in the log");
     check(S.AdminError, (await admin(t.url, "GET", "/admin/keys/nope")).json, "admin 404");
     check(S.Health, await (await fetch(`${t.url}/health`)).json(), "health");
     const h = { "x-api-key": t.secret };

@@ -292,6 +292,34 @@ Deno.test("a bad models.json fails with one message naming the file and the fiel
     ["routing", edit((r) => (r.routing.kimi = ["kimi-direct", "moonshot"])), "routing.kimi[0]"],
     ["routing 2nd", edit((r) => (r.routing.glm = ["aiberm", "zhipuu"])), "routing.glm[1]"],
     ["empty chain", edit((r) => (r.routing.grok = [])), "routing.grok"],
+    [
+      "routing entry",
+      edit((r) => (r.routing.grok = "aiberm")),
+      "routing.grok: must be a list of provider ids, or an object",
+    ],
+    [
+      "routing object",
+      edit((r) => (r.routing.grok = { providers: ["aiberm", "xai"] })),
+      'routing.grok.providers[1]: unknown provider "xai"',
+    ],
+    [
+      "routing price",
+      edit((r) => (r.routing.grok = { providers: ["aiberm"], pricing: { input: "1" } })),
+      "routing.grok.pricing.input",
+    ],
+    [
+      "provider price",
+      edit((r) => (r.providers.aiberm.pricing = { "gpt-4o": { input: 1, output: 2, cache: 1 } })),
+      "providers.aiberm.pricing.gpt-4o.cache: unknown field (known: input, output, cache_read",
+    ],
+    [
+      "provider price twice",
+      edit((r) => (r.providers.aiberm.pricing = {
+        "GPT-4o": { input: 1, output: 2 },
+        "gpt-4o": { input: 1, output: 2 },
+      })),
+      'providers.aiberm.pricing: "gpt-4o" is listed twice',
+    ],
     ["known", edit((r) => (r.known_models[3].provider = "zai")), "known_models[3].provider"],
     ["known id", edit((r) => delete r.known_models[0].id), "known_models[0].id"],
     ["no providers", edit((r) => (r.providers = {})), "providers"],
@@ -445,4 +473,101 @@ Deno.test("models.json warnings are logged at start and on reload, one line each
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** A registry where one model can be priced at every level: provider, known model, routing entry. */
+function pricedRegistry(): Registry {
+  return parseRegistry({
+    providers: {
+      anthropic: { format: "anthropic", base_url: "https://api.anthropic.example/v1" },
+      aggregator: {
+        format: "anthropic",
+        base_url: "https://aggregator.example/v1",
+        pricing: { "Claude-Sonnet-4-5": { input: 4, output: 20, cache_write_1h: 9 } },
+      },
+      openai: { format: "openai", base_url: "https://api.openai.example/v1" },
+    },
+    routing: {
+      claude: {
+        providers: ["anthropic", "aggregator"],
+        pricing: { input: 1, output: 2, cache_read: 0.5, cache_write: 1.5 },
+      },
+      gpt: ["openai"],
+    },
+    known_models: [
+      {
+        id: "claude-sonnet-4-5",
+        provider: "anthropic",
+        pricing: { input: 3, output: 15, cache_read: 0.3, cache_write: 3.75, cache_write_1h: 6 },
+      },
+      { id: "claude-unpriced", provider: "anthropic" },
+      { id: "gpt-test", provider: "openai" },
+    ],
+  });
+}
+
+Deno.test("pricing: provider override, then known model, then the routing entry that routed it", () => {
+  const reg = pricedRegistry();
+  const sonnet = { input: 3, output: 15, cacheRead: 0.3, cacheWrite: 3.75, cacheWrite1h: 6 };
+  assertEquals(reg.pricing("claude-sonnet-4-5", "anthropic"), sonnet, "the known model's price");
+  assertEquals(reg.pricing("CLAUDE-SONNET-4-5"), sonnet, "ids match without case");
+  // Through the aggregator the same model has the aggregator's price; unset fields take defaults.
+  assertEquals(reg.pricing("claude-sonnet-4-5", "aggregator"), {
+    input: 4,
+    output: 20,
+    cacheRead: 4,
+    cacheWrite: 4,
+    cacheWrite1h: 9,
+  });
+  // A model the claude prefix routes that known_models does not price takes the entry's price.
+  const entry = { input: 1, output: 2, cacheRead: 0.5, cacheWrite: 1.5, cacheWrite1h: 1.5 };
+  assertEquals(reg.pricing("claude-haiku-9", "anthropic"), entry);
+  assertEquals(reg.pricing("claude-unpriced", "aggregator"), entry, "a known model without price");
+  // No price anywhere: none, never a zero price.
+  assertEquals(reg.pricing("gpt-test", "openai"), undefined);
+  assertEquals(reg.pricing("gpt-5", "openai"), undefined);
+  assertEquals(reg.pricing("mistral-large"), undefined, "an unknown model");
+});
+
+Deno.test("pricing: cache_write_1h defaults to cache_write, which defaults to input", () => {
+  const reg = parseRegistry({
+    providers: { a: { format: "anthropic", base_url: "https://a.example" } },
+    known_models: [
+      { id: "m1", provider: "a", pricing: { input: 2, output: 8 } },
+      { id: "m2", provider: "a", pricing: { input: 2, output: 8, cache_write: 2.5 } },
+    ],
+  });
+  assertEquals(reg.pricing("m1"), {
+    input: 2,
+    output: 8,
+    cacheRead: 2,
+    cacheWrite: 2,
+    cacheWrite1h: 2,
+  });
+  assertEquals(reg.pricing("m2")?.cacheWrite1h, 2.5);
+});
+
+Deno.test("reservationPricing: the highest price field by field over the route's providers", () => {
+  const reg = pricedRegistry();
+  assertEquals(reg.reservationPricing("claude-sonnet-4-5"), {
+    input: 4,
+    output: 20,
+    cacheRead: 4,
+    cacheWrite: 4,
+    cacheWrite1h: 9,
+  });
+  // Both providers fall back to the routing entry's price.
+  assertEquals(reg.reservationPricing("claude-haiku-9")?.input, 1);
+  assertEquals(reg.reservationPricing("gpt-test"), undefined, "no provider prices it");
+  assertEquals(reg.reservationPricing("unknown-model"), undefined);
+});
+
+Deno.test("Luna's routing lists and the object form route alike", async () => {
+  const raw = lunaRaw();
+  raw.routing.kimi = { providers: raw.routing.kimi, pricing: { input: 0.6, output: 2.5 } };
+  const reg = parseRegistry(raw);
+  const luna = await loadRegistry(LUNA_MODELS);
+  assertEquals(chain(reg, "kimi-k2.5"), chain(luna, "kimi-k2.5"));
+  assertEquals(reg.pricing("kimi-k2-thinking")?.output, 2.5);
+  assertEquals(luna.pricing("kimi-k2-thinking"), undefined, "Luna's file has no prices");
 });

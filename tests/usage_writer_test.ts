@@ -13,6 +13,7 @@ const tokens = {
   inputUncached: 10,
   cacheRead: 0,
   cacheWrite: 0,
+  cacheWrite1h: 0,
   output: 5,
   webSearch: 0,
   webFetch: 0,

@@ -11,6 +11,7 @@ import { jsonResponse, readJsonBody } from "../http/json.ts";
 import { KeyNotFound, type KeyRecord } from "../store/keys.ts";
 import {
   bucketFields,
+  costFields,
   groupSorted,
   inputOf,
   keyUsage,
@@ -167,6 +168,7 @@ export async function usageSummary(_req: Request, ctx: Context): Promise<Respons
     total_keys: keys.length,
     active_keys: keys.filter((k) => k.enabled).length,
     ...bucketFields(c),
+    ...costFields(c),
   });
 }
 

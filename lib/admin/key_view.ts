@@ -8,7 +8,7 @@ import type { Standing } from "../store/limits/ledger.ts";
 import type { LimitStore } from "../store/limits/store.ts";
 import { zeroCounters } from "../store/usage/counters.ts";
 import type { KeyTotals, UsageReader } from "../store/usage/reader.ts";
-import { bucketFields, inputOf } from "./reports.ts";
+import { bucketFields, costFields, inputOf } from "./reports.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const usd = (micro: number | undefined) => (micro === undefined ? null : micro / 1e6);
@@ -69,6 +69,7 @@ export function keyView(k: KeyRecord, now: number, t?: KeyTotals, standings?: St
     total_requests: c.requests,
     last_used: t?.lastUsed ? iso(t.lastUsed) : null,
     ...bucketFields(c),
+    ...costFields(c),
   };
 }
 

@@ -61,6 +61,12 @@ const dateParam = (name: string, description: string) => ({
   schema: { type: "string", pattern: "^\\d{4}-\\d{2}-\\d{2}$" },
 });
 
+const queryParam = (
+  name: string,
+  description: string,
+  schema: Record<string, unknown> = { type: "string" },
+) => ({ name, in: "query", required: false, description, schema });
+
 const proxyBody = {
   required: true,
   content: {
@@ -307,6 +313,33 @@ function openapiDocument() {
             "404": { description: "no such asset" },
           },
         },
+      },
+      "/admin/requests": {
+        get: adminOp("Recent requests, newest first (kept REQUEST_LOG_DAYS)", "RequestLogPage", {
+          description:
+            "At most 10,000 entries are examined per call: with rare filters a page can hold fewer than limit entries and still have a next_cursor.",
+          parameters: [
+            queryParam("key", "a key id: its requests only"),
+            queryParam("model", "the model as the client sent it (exact)"),
+            queryParam("status", "an HTTP status (429) or a class (2xx, 4xx, 5xx)", {
+              type: "string",
+              pattern: "^([1-5][0-9][0-9]|[1-5]xx)$",
+            }),
+            queryParam("since", "ISO time with offset, or a day (YYYY-MM-DD, USAGE_TZ)"),
+            queryParam("until", "ISO time with offset, or a day (inclusive)"),
+            queryParam("limit", "entries per page (default 100)", {
+              type: "integer",
+              minimum: 1,
+              maximum: 1000,
+            }),
+            queryParam("cursor", "next_cursor of the previous page"),
+          ],
+          responses: {
+            "200": { description: "OK", content: json("RequestLogPage") },
+            "404": { description: "no key with that id", content: json("AdminError") },
+            ...adminErrors,
+          },
+        }),
       },
     },
   };

@@ -5,7 +5,11 @@
  * Definitions (docs/admin-api.md, "What the numbers mean"): `input` / `total_input` is the whole
  * prompt, `input_uncached + cache_read + cache_write` (OpenAI's convention);
  * `output` is all generated tokens; a model's `total` is input + output.
+ * `cost_usd` is the cost of the priced usage, or null when none of it had a
+ * price; `unpriced_requests` counts the requests (and advisor uses) whose
+ * model had none, so a cost beside a non-zero count is a lower bound.
  */
+import { usd } from "../metering/cost.ts";
 import { addCounters, type Counters, zeroCounters } from "../store/usage/counters.ts";
 import type { UsageRow } from "../store/usage/reader.ts";
 
@@ -20,6 +24,8 @@ export interface ModelStats {
   cache_write: number;
   failed: number;
   incomplete: number;
+  cost_usd: number | null;
+  unpriced_requests: number;
 }
 
 /** Counters as report fields (without `total`). */
@@ -33,6 +39,11 @@ export function bucketFields(c: Counters) {
     web_search_requests: c.web_search_requests,
     web_fetch_requests: c.web_fetch_requests,
   };
+}
+
+/** Cost fields of a set of counters: USD of the priced usage (null when none was), and the unpriced count. */
+export function costFields(c: Counters): { cost_usd: number | null; unpriced_requests: number } {
+  return { cost_usd: c.priced > 0 ? usd(c.cost_micro_usd) : null, unpriced_requests: c.unpriced };
 }
 
 /** The whole prompt of a set of counters. */
@@ -53,6 +64,7 @@ function modelStats(c: Counters): ModelStats {
     cache_write: c.cache_write,
     failed: c.failed,
     incomplete: c.incomplete,
+    ...costFields(c),
   };
 }
 
@@ -112,6 +124,7 @@ export function periodStats(rows: UsageRow[]) {
     output: c.output,
     requests: c.requests,
     ...bucketFields(c),
+    ...costFields(c),
     by_model: byModel(rows),
   };
 }
@@ -124,6 +137,7 @@ export function periodTotals(rows: UsageRow[], nameOf: (keyId: string) => string
     total_output: c.output,
     total_requests: c.requests,
     ...bucketFields(c),
+    ...costFields(c),
     by_model: byModel(rows),
     by_tenant: byTenant(rows, nameOf),
   };
@@ -144,6 +158,7 @@ export function keyUsage(rows: UsageRow[], lastUsed: number | null) {
     total_requests: t.requests,
     last_used: lastUsed !== null ? new Date(lastUsed).toISOString() : null,
     ...bucketFields(t),
+    ...costFields(t),
     daily,
     hourly,
     total_by_model: byModel(rows),

@@ -91,6 +91,16 @@ const bucketFields = {
   web_fetch_requests: count,
 };
 
+/** Cost beside tokens at every level of the usage reports. */
+const costFields = {
+  cost_usd: z.number().min(0).nullable().describe(
+    "USD of the priced usage; null when none of it had a price",
+  ),
+  unpriced_requests: count.describe(
+    "requests (and advisor uses) whose model had no price: their tokens count, their cost is unknown",
+  ),
+};
+
 /** Per-model figures; `total` = `input` + `output`, `input` = the whole prompt. */
 export const ModelStats = named(
   "ModelStats",
@@ -104,6 +114,7 @@ export const ModelStats = named(
     cache_write: count,
     failed: count,
     incomplete: count,
+    ...costFields,
   }),
 );
 
@@ -168,6 +179,8 @@ export const KeyView = named(
     total_requests: count,
     last_used: isoTime.nullable(),
     ...bucketFields,
+    // Usage cost (the cost work; the governance fields go above).
+    ...costFields,
   }),
 );
 
@@ -201,6 +214,7 @@ const period = z.object({
   output: count,
   requests: count,
   ...bucketFields,
+  ...costFields,
   by_model: byModel,
 });
 
@@ -217,6 +231,7 @@ export const KeyUsage = named(
       total_requests: count,
       last_used: isoTime.nullable(),
       ...bucketFields,
+      ...costFields,
       daily: z.record(z.string(), period).describe("by YYYY-MM-DD in USAGE_TZ"),
       hourly: z.record(z.string(), period).describe('by "YYYY-MM-DD HH:00" in USAGE_TZ'),
       total_by_model: byModel,
@@ -234,6 +249,7 @@ export const UsageSummary = named(
     total_keys: count,
     active_keys: count,
     ...bucketFields,
+    ...costFields,
   }),
 );
 
@@ -249,6 +265,7 @@ export const DailyReport = named(
       total_output: count,
       total_requests: count,
       ...bucketFields,
+      ...costFields,
       by_model: byModel,
       by_tenant: byTenant,
       keys: z.array(z.object({
@@ -258,6 +275,7 @@ export const DailyReport = named(
         output: count,
         requests: count,
         ...bucketFields,
+        ...costFields,
         by_model: byModel,
       })),
     })),
@@ -276,9 +294,47 @@ export const HourlyReport = named(
       total_output: count,
       total_requests: count,
       ...bucketFields,
+      ...costFields,
       by_model: byModel,
       by_tenant: byTenant,
     })),
+  }),
+);
+
+/** One request of the log (figures only: never prompt or completion text). */
+export const LoggedRequest = named(
+  "LoggedRequest",
+  z.object({
+    id: z.string().describe("the request id (ULID), as sent back in x-request-id"),
+    time: isoTime.describe("when the request arrived"),
+    key_id: z.string(),
+    key_name: z.string(),
+    model: z.string().describe("the model the client asked for"),
+    provider: z.string().nullable().describe("the provider that served or last failed it"),
+    endpoint: z.string(),
+    stream: z.boolean(),
+    status: z.number().int().describe("the HTTP status the client got"),
+    input_uncached: count,
+    cache_read: count,
+    cache_write: count,
+    output: count,
+    cost_usd: z.number().min(0).nullable().describe("null when its model had no price"),
+    latency_ms: count,
+    ttfb_ms: count.nullable(),
+    retries: count,
+    complete: z.boolean().describe("false when its usage is a lower bound"),
+    error: z.string().nullable().describe("why it failed or was refused"),
+  }),
+);
+
+/** `GET /admin/requests` */
+export const RequestLogPage = named(
+  "RequestLogPage",
+  z.object({
+    requests: z.array(LoggedRequest).describe("newest first"),
+    next_cursor: z.string().nullable().describe(
+      "pass as cursor for the next (older) page; null when nothing is left",
+    ),
   }),
 );
 

@@ -19,6 +19,7 @@ Commands:
   keys edit <id>             change a key's name, allowlists, limits, expiry, labels
   keys rotate <id>           give a key a new secret (the old one stops, or after --grace)
   usage                      usage table by day, key and model
+  requests                   recent requests from the request log (newest first)
   import-luna <keys.json>    import keys and usage history from Luna API Proxy
   check-config [models.json] validate a model registry and print its routing table
   healthcheck                exit 0 when the local gateway answers /health
@@ -57,10 +58,32 @@ PATCH /admin/keys/{id}, "keys rotate" as POST /admin/keys/{id}/rotate, the other
 Prints usage by day, key and model (days in USAGE_TZ), with a total line. Dates are
 real calendar days and --from may not be after --to; --key takes an existing key id
 (see "keys list"). Input buckets: input_uncached, cache_read, cache_write; "input" is
-their sum (the whole prompt). --json prints one object per row with the fields of the
-admin API's per-key reports: date, key_id, key_name, model, input, output, requests,
-input_uncached, cache_read, cache_write, failed, incomplete, web_search_requests,
-web_fetch_requests.`,
+their sum (the whole prompt). COST_USD is the cost of the priced usage ("-" when the
+model has no price in models.json); UNPRICED counts requests whose model had none.
+--json prints one object per row with the fields of the admin API's per-key reports:
+date, key_id, key_name, model, input, output, requests, input_uncached, cache_read,
+cache_write, failed, incomplete, web_search_requests, web_fetch_requests, cost_usd
+(null when unpriced), unpriced_requests.`,
+  requests: `Usage: llm-gateway requests [--key <id>] [--model <id>] [--status <code|class>]
+                          [--since <time>] [--until <time>] [--limit N] [--cursor C] [--json]
+
+Prints the request log, newest first: time, request id, key, model, provider, status,
+the four token buckets, cost ("-" when the model has no price), latency, time to first
+byte, retries, whether its usage is complete, and why it failed or was refused. Never
+any prompt or completion text. Entries are kept REQUEST_LOG_DAYS days (default 7).
+
+  --key       one key's requests (an id from "keys list"; deleted keys too)
+  --model     the model exactly as the client sent it
+  --status    an HTTP status (429) or a class (2xx, 4xx, 5xx)
+  --since     an ISO time with its offset (2026-03-01T12:00:00Z) or a day (YYYY-MM-DD in
+  --until     USAGE_TZ: from its start, or until its end)
+  --limit     entries per page, 1 to 1000 (default 100)
+  --cursor    continue with the page after the one that printed "more: --cursor ..."
+
+At most 10,000 entries are examined per page, so a rare filter can print fewer than
+--limit entries and still offer a cursor. --json prints what GET /admin/requests
+answers: {"requests": [...], "next_cursor": ...}. The CLI reads KV directly, so it may
+miss a running gateway's last USAGE_FLUSH_MS of requests.`,
   "import-luna": `Usage: llm-gateway import-luna <keys.json>
 
 Imports a Luna API Proxy keys.json: keys (stored hashed), names, enabled, created,

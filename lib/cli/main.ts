@@ -13,6 +13,7 @@ import { HELP } from "./help.ts";
 import { importLunaCommand } from "./import_luna.ts";
 import { CliError, type Command, exitStatus, type Io } from "./io.ts";
 import { keysCommand } from "./keys.ts";
+import { requestsCommand } from "./requests.ts";
 import { serveCommand } from "./serve.ts";
 import { usageCommand } from "./usage.ts";
 
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
   keys: keysCommand,
   usage: usageCommand,
+  requests: requestsCommand,
   "import-luna": importLunaCommand,
   "check-config": checkConfigCommand,
   healthcheck: healthcheckCommand,

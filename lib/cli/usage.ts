@@ -10,7 +10,7 @@ import { noMoreThan, parse } from "./args.ts";
 import { withContext } from "./context.ts";
 import { HELP } from "./help.ts";
 import { type Command, printJson } from "./io.ts";
-import { table } from "./table.ts";
+import { type Cell, decimal, table } from "./table.ts";
 
 const HEAD = [
   "DATE",
@@ -24,10 +24,12 @@ const HEAD = [
   "OUTPUT",
   "FAILED",
   "INCOMPLETE",
+  "COST_USD",
+  "UNPRICED",
 ];
 
 /** A table line: the figures of `rows` under the given labels. */
-function line(day: string, key: string, model: string, rows: UsageRow[]): (string | number)[] {
+function line(day: string, key: string, model: string, rows: UsageRow[]): Cell[] {
   const s = periodStats(rows);
   return [
     day,
@@ -41,6 +43,8 @@ function line(day: string, key: string, model: string, rows: UsageRow[]): (strin
     s.output,
     s.failed,
     s.incomplete,
+    s.cost_usd === null ? null : decimal(s.cost_usd, 6),
+    s.unpriced_requests,
   ];
 }
 

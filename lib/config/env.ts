@@ -47,6 +47,7 @@ const EnvSchema = z.object({
   METRICS_PER_KEY: bool.default(false),
   LIMIT_COUNT_TOKENS: bool.default(false),
   LIMIT_DEFAULT_MAX_TOKENS: int(1, 10_000_000).default(4096),
+  REQUEST_LOG_DAYS: int(0, 3650).default(7),
 });
 
 /** Validated gateway configuration. */
@@ -76,6 +77,8 @@ export interface Config {
   limitCountTokens: boolean;
   /** Output tokens a request without `max_tokens` reserves against token quotas and budgets. */
   limitDefaultMaxTokens: number;
+  /** Days each request-log entry is kept (0: no request log). */
+  requestLogDays: number;
 }
 
 /** Names of every environment variable the gateway reads (besides provider secrets). */
@@ -117,5 +120,6 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     metricsPerKey: e.METRICS_PER_KEY,
     limitCountTokens: e.LIMIT_COUNT_TOKENS,
     limitDefaultMaxTokens: e.LIMIT_DEFAULT_MAX_TOKENS,
+    requestLogDays: e.REQUEST_LOG_DAYS,
   };
 }

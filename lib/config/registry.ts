@@ -8,6 +8,20 @@ import { type ApiFormat, AUTH_STYLES, type CredentialHeader } from "../formats/f
 import { FORMAT_NAMES, formatNamed } from "../formats/mod.ts";
 import { DEFAULT_POLICY, mergePolicy, type Policy, PolicySchema } from "./policy.ts";
 
+const usd = z.number().min(0);
+const PricingSchema = z.strictObject({
+  /** USD per million uncached input tokens. */
+  input: usd,
+  /** USD per million output tokens. */
+  output: usd,
+  /** USD per million cache-read tokens (default: the input price). */
+  cache_read: usd.optional(),
+  /** USD per million cache-write tokens (default: the input price). */
+  cache_write: usd.optional(),
+  /** USD per million one-hour cache-write tokens (default: the cache-write price). */
+  cache_write_1h: usd.optional(),
+});
+
 const ProviderSchema = PolicySchema.extend({
   name: z.string().optional(),
   format: z.enum(FORMAT_NAMES),
@@ -27,19 +41,19 @@ const ProviderSchema = PolicySchema.extend({
   headers: z.record(z.string(), z.string()).default({}),
   /** Pass the client's X-Forwarded-For, Forwarded, X-Real-IP, Via, ... upstream (default false). */
   forward_client_ip: z.boolean().default(false),
+  /** Prices through this provider by exact model id (an aggregator's own price list). */
+  pricing: z.record(z.string().min(1), PricingSchema).default({}),
 }).strip();
 
-const usd = z.number().min(0);
-const PricingSchema = z.strictObject({
-  /** USD per million uncached input tokens. */
-  input: usd,
-  /** USD per million output tokens. */
-  output: usd,
-  /** USD per million cache-read tokens (default: the input price). */
-  cache_read: usd.optional(),
-  /** USD per million cache-write tokens (default: the input price). */
-  cache_write: usd.optional(),
-});
+/** A routing entry: Luna's plain provider list, or an object that also prices what it routes. */
+const RoutingEntrySchema = z.union([
+  z.array(z.string().min(1)).min(1),
+  z.strictObject({
+    providers: z.array(z.string().min(1)).min(1),
+    /** The price of models this prefix routes that `known_models` does not price. */
+    pricing: PricingSchema.optional(),
+  }),
+], { error: "must be a list of provider ids, or an object with providers (and pricing)" });
 
 const KnownModelSchema = z.object({
   id: z.string().min(1),
@@ -54,7 +68,24 @@ export interface Pricing {
   input: number;
   output: number;
   cacheRead: number;
+  /** Five-minute writes, and every write of a provider that reports no split. */
   cacheWrite: number;
+  /** One-hour writes (Anthropic `cache_creation.ephemeral_1h_input_tokens`). */
+  cacheWrite1h: number;
+}
+
+const PRICE_FIELDS = ["input", "output", "cacheRead", "cacheWrite", "cacheWrite1h"] as const;
+
+/** Prices with the documented defaults filled in. */
+function pricingOf(p: z.infer<typeof PricingSchema>): Pricing {
+  const cacheWrite = p.cache_write ?? p.input;
+  return {
+    input: p.input,
+    output: p.output,
+    cacheRead: p.cache_read ?? p.input,
+    cacheWrite,
+    cacheWrite1h: p.cache_write_1h ?? cacheWrite,
+  };
 }
 
 const ModelsFileSchema = z.object({
@@ -62,7 +93,7 @@ const ModelsFileSchema = z.object({
     (p) => Object.keys(p).length > 0,
     "at least one provider is required",
   ),
-  routing: z.record(z.string().min(1), z.array(z.string().min(1)).min(1)).default({}),
+  routing: z.record(z.string().min(1), RoutingEntrySchema).default({}),
   known_models: z.array(KnownModelSchema).default([]),
   /** Resilience policy for every provider (each provider may override it). */
   defaults: PolicySchema.optional(),
@@ -85,6 +116,8 @@ export interface Provider {
   headers: Record<string, string>;
   /** Client address headers (X-Forwarded-For, Forwarded, ...) go upstream only when set. */
   forwardClientIp: boolean;
+  /** Price overrides by lower-cased model id. */
+  pricing: Map<string, Pricing>;
   /** Timeouts, retries, breaker and disconnect handling (defaults merged in). */
   policy: Policy;
 }
@@ -129,17 +162,21 @@ export class Registry {
   #known: Map<string, KnownModel>;
   /** Routes of ids that matched; ids that match nothing are never kept (any client can send those). */
   #cache = new Map<string, Route>();
+  /** Prices of routing entries written as objects, by lower-cased prefix. */
+  #routingPricing: Map<string, Pricing>;
 
   constructor(
     providers: Map<string, Provider>,
     routing: Map<string, Provider[]>,
     knownModels: KnownModel[],
     warnings: readonly string[] = [],
+    routingPricing: Map<string, Pricing> = new Map(),
   ) {
     this.providers = providers;
     this.routing = routing;
     this.knownModels = knownModels;
     this.warnings = warnings;
+    this.#routingPricing = routingPricing;
     this.#routingPrefixes = [...routing.keys()].sort((a, b) => b.length - a.length);
     this.#providerPrefixes = [...providers.values()]
       .flatMap((p) =>
@@ -149,9 +186,37 @@ export class Registry {
     this.#known = new Map(knownModels.map((m) => [m.id.toLowerCase(), m]));
   }
 
-  /** Prices of a known model (exact id, any case), when `known_models` gives them. */
-  pricing(model: string): Pricing | undefined {
-    return this.#known.get(model.toLowerCase())?.pricing;
+  /**
+   * The price of `model` served by `provider` (ids match without case): the
+   * provider's own price for the model, else the `known_models` price, else
+   * the price of the routing entry that routes it; the first that is set
+   * wins. Undefined when none is: the model has no price.
+   */
+  pricing(model: string, provider?: string): Pricing | undefined {
+    const id = model.toLowerCase();
+    const own = provider === undefined ? undefined : this.providers.get(provider)?.pricing.get(id);
+    if (own) return own;
+    const known = this.#known.get(id)?.pricing;
+    if (known) return known;
+    const route = this.resolve(model);
+    return route?.via === "routing" ? this.#routingPricing.get(route.match) : undefined;
+  }
+
+  /**
+   * The highest price `model` can cost, field by field, over the providers of
+   * its route (a fallback may serve it through any of them): what to hold
+   * back for a request before knowing who serves it. Undefined when no
+   * provider of the route has a price for it.
+   */
+  reservationPricing(model: string): Pricing | undefined {
+    let max: Pricing | undefined;
+    for (const p of this.resolve(model)?.chain ?? []) {
+      const price = this.pricing(model, p.id);
+      if (!price) continue;
+      if (!max) max = { ...price };
+      else for (const f of PRICE_FIELDS) max[f] = Math.max(max[f], price[f]);
+    }
+    return max;
   }
 
   /**
@@ -240,11 +305,20 @@ export function nearestField(name: string, known: readonly string[]): string | u
   return bestDistance <= Math.max(1, Math.floor(name.length / 3)) ? best : undefined;
 }
 
-function unknownField(path: string, name: string, known: readonly string[]): string {
+/** One line about an unknown field; `refused` when it fails validation instead of being ignored. */
+function unknownField(
+  path: string,
+  name: string,
+  known: readonly string[],
+  refused = false,
+): string {
   const near = nearestField(name, known);
-  return `${path}${path ? "." : ""}${name}: unknown field (${
-    near ? `did you mean ${near}?` : "ignored"
-  })`;
+  const what = near
+    ? ` (did you mean ${near}?)`
+    : refused
+    ? ` (known: ${known.join(", ")})`
+    : " (ignored)";
+  return `${path}${path ? "." : ""}${name}: unknown field${what}`;
 }
 
 const TOP_FIELDS = Object.keys(ModelsFileSchema.shape);
@@ -287,7 +361,7 @@ function describeIssue(issue: z.core.$ZodIssue, source: string, raw: unknown): s
   if (issue.code === "unrecognized_keys") {
     // Strict objects: the known names are the ones the schema at that path declares.
     const known = knownAt(issue.path);
-    return `${source}: ${unknownField(where, issue.keys[0], known)}`;
+    return `${source}: ${unknownField(where, issue.keys[0], known, true)}`;
   }
   const line = `${source}: ${where || "(top level)"}: ${issue.message}`;
   // A missing field is often there under a misspelt name: say so on the same line.
@@ -305,7 +379,10 @@ function describeIssue(issue: z.core.$ZodIssue, source: string, raw: unknown): s
 function knownAt(path: PropertyKey[]): string[] {
   const last = path[path.length - 1];
   const policy = PolicySchema.shape as Record<string, z.ZodType>;
-  if (last === "pricing") return Object.keys(PricingSchema.shape);
+  if (last === "pricing" || (path.length >= 2 && path[path.length - 2] === "pricing")) {
+    return Object.keys(PricingSchema.shape);
+  }
+  if (path.length === 2 && path[0] === "routing") return ["providers", "pricing"];
   const section = typeof last === "string" ? policy[last] : undefined;
   const inner = section instanceof z.ZodOptional ? section.unwrap() : section;
   if (inner instanceof z.ZodObject) return Object.keys(inner.shape);
@@ -318,6 +395,38 @@ const missingError = (iss: z.core.$ZodRawIssue) =>
     ? "is missing"
     : undefined;
 
+/** A provider's price list by lower-cased model id; two ids differing only in case are refused. */
+function priceList(
+  list: Record<string, z.infer<typeof PricingSchema>>,
+  where: string,
+): Map<string, Pricing> {
+  const out = new Map<string, Pricing>();
+  for (const [model, p] of Object.entries(list)) {
+    const id = model.toLowerCase();
+    if (out.has(id)) {
+      throw new RegistryError(`${where}: "${model}" is listed twice (ids ignore case)`);
+    }
+    out.set(id, pricingOf(p));
+  }
+  return out;
+}
+
+/**
+ * The issue to report: inside a union (a routing entry), the one of the
+ * branch the value was meant for, i.e. the first whose complaint is not
+ * about the value's type as a whole.
+ */
+function reported(issue: z.core.$ZodIssue): z.core.$ZodIssue {
+  if (issue.code !== "invalid_union") return issue;
+  for (const branch of issue.errors) {
+    const first = branch[0];
+    if (first && !(first.code === "invalid_type" && first.path.length === 0)) {
+      return reported({ ...first, path: [...issue.path, ...first.path] });
+    }
+  }
+  return issue;
+}
+
 /**
  * Validates parsed `models.json` content; `source` names the file in errors.
  * Fields it ignores are reported in the registry's `warnings`.
@@ -325,7 +434,7 @@ const missingError = (iss: z.core.$ZodRawIssue) =>
 export function parseRegistry(raw: unknown, source = "models.json"): Registry {
   const parsed = ModelsFileSchema.safeParse(raw, { error: missingError });
   if (!parsed.success) {
-    throw new RegistryError(describeIssue(parsed.error.issues[0], source, raw));
+    throw new RegistryError(describeIssue(reported(parsed.error.issues[0]), source, raw));
   }
   const file = parsed.data;
   const defaults = mergePolicy(DEFAULT_POLICY, file.defaults);
@@ -346,19 +455,24 @@ export function parseRegistry(raw: unknown, source = "models.json"): Registry {
       streamUsage: p.stream_usage,
       headers: Object.fromEntries(Object.entries(p.headers).map(([k, v]) => [k.toLowerCase(), v])),
       forwardClientIp: p.forward_client_ip,
+      pricing: priceList(p.pricing, `${source}: providers.${id}.pricing`),
       policy: mergePolicy(defaults, p),
     });
   }
   const routing = new Map<string, Provider[]>();
-  for (const [prefix, ids] of Object.entries(file.routing)) {
+  const routingPricing = new Map<string, Pricing>();
+  for (const [prefix, entry] of Object.entries(file.routing)) {
+    const ids = Array.isArray(entry) ? entry : entry.providers;
+    const where = Array.isArray(entry) ? `routing.${prefix}` : `routing.${prefix}.providers`;
     const chain = ids.map((id, i) => {
       const p = providers.get(id);
-      if (!p) {
-        throw new RegistryError(`${source}: routing.${prefix}[${i}]: unknown provider "${id}"`);
-      }
+      if (!p) throw new RegistryError(`${source}: ${where}[${i}]: unknown provider "${id}"`);
       return p;
     });
     routing.set(prefix.toLowerCase(), chain);
+    if (!Array.isArray(entry) && entry.pricing) {
+      routingPricing.set(prefix.toLowerCase(), pricingOf(entry.pricing));
+    }
   }
   const knownModels = file.known_models.map((m, i) => {
     if (!providers.has(m.provider)) {
@@ -366,21 +480,15 @@ export function parseRegistry(raw: unknown, source = "models.json"): Registry {
         `${source}: known_models[${i}].provider: unknown provider "${m.provider}"`,
       );
     }
-    const pricing = m.pricing && {
-      input: m.pricing.input,
-      output: m.pricing.output,
-      cacheRead: m.pricing.cache_read ?? m.pricing.input,
-      cacheWrite: m.pricing.cache_write ?? m.pricing.input,
-    };
     return {
       id: m.id,
       provider: m.provider,
       ownedBy: m.owned_by ?? m.provider,
       displayName: m.display_name,
-      pricing,
+      pricing: m.pricing && pricingOf(m.pricing),
     };
   });
-  return new Registry(providers, routing, knownModels, unknownFields(raw));
+  return new Registry(providers, routing, knownModels, unknownFields(raw), routingPricing);
 }
 
 /** Reads and validates a `models.json` file. */

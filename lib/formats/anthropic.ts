@@ -45,6 +45,8 @@ function anthropicErrorType(status: number): string {
 interface Acc {
   input?: number;
   cacheWrite?: number;
+  /** `cache_creation.ephemeral_1h_input_tokens`: the one-hour part of `cacheWrite`. */
+  cacheWrite1h?: number;
   cacheRead?: number;
   output?: number;
   webSearch?: number;
@@ -60,6 +62,9 @@ function apply(acc: Acc, usage: unknown): boolean {
   };
   set("input", count(usage.input_tokens));
   set("cacheWrite", count(usage.cache_creation_input_tokens));
+  if (isObject(usage.cache_creation)) {
+    set("cacheWrite1h", count(usage.cache_creation.ephemeral_1h_input_tokens));
+  }
   set("cacheRead", count(usage.cache_read_input_tokens));
   set("output", count(usage.output_tokens));
   const stu = usage.server_tool_use;
@@ -71,10 +76,24 @@ function apply(acc: Acc, usage: unknown): boolean {
   return true;
 }
 
+/**
+ * The one-hour part of a cache write: the reported split, never more than
+ * the write itself (the two may come from different events); without a
+ * split every write is a five-minute one.
+ */
+function oneHour(cacheWrite: number, split: number | undefined): number {
+  return Math.min(cacheWrite, split ?? 0);
+}
+
 function tokensOf(u: Record<string, unknown>): Tokens {
+  const cacheWrite = count(u.cache_creation_input_tokens) ?? 0;
+  const split = isObject(u.cache_creation)
+    ? count(u.cache_creation.ephemeral_1h_input_tokens)
+    : undefined;
   return {
     inputUncached: count(u.input_tokens) ?? 0,
-    cacheWrite: count(u.cache_creation_input_tokens) ?? 0,
+    cacheWrite,
+    cacheWrite1h: oneHour(cacheWrite, split),
     cacheRead: count(u.cache_read_input_tokens) ?? 0,
     output: count(u.output_tokens) ?? 0,
     webSearch: 0,
@@ -89,9 +108,11 @@ function tokensOf(u: Record<string, unknown>): Tokens {
  * model (docs/metering.md, "Iterations: compaction and advisor").
  */
 function finish(acc: Acc): { tokens: Tokens; extra: Metered["extra"] } {
+  const cacheWrite = acc.cacheWrite ?? 0;
   const tokens: Tokens = {
     inputUncached: acc.input ?? 0,
-    cacheWrite: acc.cacheWrite ?? 0,
+    cacheWrite,
+    cacheWrite1h: oneHour(cacheWrite, acc.cacheWrite1h),
     cacheRead: acc.cacheRead ?? 0,
     output: acc.output ?? 0,
     webSearch: acc.webSearch ?? 0,

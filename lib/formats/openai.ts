@@ -62,6 +62,7 @@ export function openaiTokens(u: Record<string, unknown>): Tokens {
     inputUncached: prompt - cached - written,
     cacheRead: cached,
     cacheWrite: written,
+    cacheWrite1h: 0,
     output: completion + hidden,
     webSearch: 0,
     webFetch: 0,

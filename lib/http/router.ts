@@ -88,14 +88,8 @@ export function createRouter(ctx: Context, routes: Route[], fallback: FallbackSh
       params = p;
       break;
     }
-    const call: Call = {
-      id: newId(),
-      url,
-      params,
-      route: pattern,
-      receivedAt: ctx.clock.now(),
-      t0,
-    };
+    const receivedAt = ctx.clock.now();
+    const call: Call = { id: newId(receivedAt), url, params, route: pattern, receivedAt, t0 };
     let res: Response;
     try {
       if (!route) {

@@ -4,6 +4,7 @@
  * client routes are wrapped in `withClient`, admin routes in `withAdmin`.
  */
 import * as admin from "../admin/handlers.ts";
+import { listRequests } from "../admin/requests.ts";
 import { openapiEndpoint } from "../admin/openapi.ts";
 import { UI_ROUTES } from "../admin/ui.ts";
 import { DEFAULT_FORMAT, formatFor, formatOwning, proxiedEndpoints } from "../formats/mod.ts";
@@ -41,6 +42,7 @@ export const ROUTES: Route[] = [
     ["GET", "/admin/usage/daily", admin.dailyReport],
     ["GET", "/admin/usage/hourly", admin.hourlyReport],
     ["GET", "/admin/models", admin.modelsStatus],
+    ["GET", "/admin/requests", listRequests],
   ]),
   ...UI_ROUTES,
 ];

@@ -13,7 +13,14 @@ export interface Tokens {
   /** Prompt tokens neither read from nor written to a cache. */
   inputUncached: number;
   cacheRead: number;
+  /** Tokens written to a cache (all durations). */
   cacheWrite: number;
+  /**
+   * The part of `cacheWrite` written for one hour (Anthropic
+   * `cache_creation.ephemeral_1h_input_tokens`), priced apart; 0 where a
+   * provider reports no split (those writes are five-minute ones).
+   */
+  cacheWrite1h: number;
   /** Generated tokens, reasoning included (Gemini's hidden thinking added in). */
   output: number;
   /** Server tool requests billed per request (Anthropic `server_tool_use`). */
@@ -58,7 +65,15 @@ export interface StreamMeter {
 
 /** Returns a zeroed token record. */
 export function zeroTokens(): Tokens {
-  return { inputUncached: 0, cacheRead: 0, cacheWrite: 0, output: 0, webSearch: 0, webFetch: 0 };
+  return {
+    inputUncached: 0,
+    cacheRead: 0,
+    cacheWrite: 0,
+    cacheWrite1h: 0,
+    output: 0,
+    webSearch: 0,
+    webFetch: 0,
+  };
 }
 
 /** Adds `b` into `a` in place and returns `a`. */
@@ -66,6 +81,7 @@ export function addTokens(a: Tokens, b: Tokens): Tokens {
   a.inputUncached += b.inputUncached;
   a.cacheRead += b.cacheRead;
   a.cacheWrite += b.cacheWrite;
+  a.cacheWrite1h += b.cacheWrite1h;
   a.output += b.output;
   a.webSearch += b.webSearch;
   a.webFetch += b.webFetch;

@@ -17,7 +17,11 @@ function prng(): number {
   return pool[next++] / 0x1_0000_0000;
 }
 
-/** A new ULID (48-bit time, 80 random bits). */
-export function newId(): string {
-  return ulid(undefined, prng);
+/**
+ * A new ULID (48-bit time, 80 random bits) minted at `at` (epoch ms; default
+ * now): request ids take the context clock's arrival time, so the request
+ * log's id order is its time order.
+ */
+export function newId(at?: number): string {
+  return ulid(at, prng);
 }

@@ -199,7 +199,7 @@ export class Metrics {
     );
     this.cost = new Counter(
       "gateway_cost_usd_total",
-      "Cost in USD from known_models pricing (models without pricing are not counted).",
+      "Cost in USD at the models.json prices, advisor models included (models without a price are not counted).",
       ["model", ...k],
     );
     this.incomplete = new Counter(

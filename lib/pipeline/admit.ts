@@ -74,7 +74,7 @@ export function tokensUsed(m: Metered | undefined): number {
 
 /** The highest price any input token of the model can cost (USD per million). */
 function maxInputPrice(p: Pricing): number {
-  return Math.max(p.input, p.cacheRead, p.cacheWrite);
+  return Math.max(p.input, p.cacheRead, p.cacheWrite, p.cacheWrite1h);
 }
 
 /** What the request may use at most; undefined money when a budget key meets an unpriced model. */
@@ -97,7 +97,7 @@ function claimOf(
   const claim: Claim = { requests: 1, concurrent: 1, tokens: input + output, microUsd: 0 };
   const l = key.limits!;
   if (l.dailyMicroUsd !== undefined || l.monthlyMicroUsd !== undefined) {
-    const p = registry.pricing(body.model);
+    const p = registry.reservationPricing(body.model);
     if (!p) {
       return refused(
         new GatewayError(

@@ -19,12 +19,11 @@ import type { ApiFormat, FormatEndpoint } from "../formats/format.ts";
 import type { ClientCall, ClientHandler } from "../http/call.ts";
 import { errorResponse } from "../http/error_shape.ts";
 import type { GatewayError } from "../http/errors.ts";
-import { requestCost } from "../metering/cost.ts";
 import { admit } from "./admit.ts";
 import { attempt, type Attempted } from "./attempt.ts";
 import { readRequestBody, type RequestBody } from "./body.ts";
 import { chooseChain } from "./chain.ts";
-import { record } from "./record.ts";
+import { record, recordRefusal } from "./record.ts";
 import { type Ended, respond, upstreamRequestId } from "./respond.ts";
 
 /** The handler of one proxied endpoint of a format. */
@@ -32,6 +31,16 @@ export function proxyHandler(format: ApiFormat, endpoint: FormatEndpoint): Clien
   return async (req, ctx, call) => {
     const refuse = (e: GatewayError) => {
       call.reason = e.code;
+      recordRefusal(ctx, {
+        id: call.id,
+        key: call.key,
+        model: call.model,
+        endpoint: endpoint.path,
+        status: e.status,
+        code: e.code,
+        startedAt: call.receivedAt,
+        durationMs: performance.now() - call.t0,
+      });
       const res = errorResponse(format, e);
       res.headers.set("x-request-id", call.id);
       return res;
@@ -61,9 +70,17 @@ export function proxyHandler(format: ApiFormat, endpoint: FormatEndpoint): Clien
     const finish = (ended: Ended) => {
       if (finished) return;
       finished = true;
-      const cost = requestCost(ended.metered, (m) => registry.pricing(m), body.value.model);
+      const cost = recordOutcome(
+        ctx,
+        registry,
+        call,
+        endpoint,
+        body.value,
+        stream,
+        attempted,
+        ended,
+      );
       admission.settle(ended.metered, cost);
-      recordOutcome(ctx, registry, call, endpoint, body.value, stream, attempted, ended);
       tracked.done();
     };
     try {
@@ -97,7 +114,7 @@ export function proxyHandler(format: ApiFormat, endpoint: FormatEndpoint): Clien
   };
 }
 
-/** Hands the finished request to the record stage. */
+/** Hands the finished request to the record stage; returns its cost (micro-dollars). */
 function recordOutcome(
   ctx: Context,
   registry: Registry,
@@ -107,18 +124,17 @@ function recordOutcome(
   stream: boolean,
   attempted: Attempted | undefined,
   ended: Ended,
-): void {
+): number | undefined {
   const durationMs = performance.now() - call.t0;
   const provider = attempted?.kind === "stream" || attempted?.kind === "complete"
     ? attempted.provider.id
     : attempted?.kind === "failed"
     ? attempted.last.provider.id
     : attempted?.tried.at(-1);
-  record(ctx, {
+  return record(ctx, {
     id: call.id,
     key: call.key,
     model: body.model,
-    modelLabel: registry.modelLabel(body.model),
     endpoint: endpoint.path,
     stream,
     provider,
@@ -137,6 +153,6 @@ function recordOutcome(
       ? attempted.upstreamMs
       : undefined,
     upstreamRequestId: attempted && upstreamRequestId(attempted),
-    pricing: registry.pricing(body.model),
+    registry,
   });
 }

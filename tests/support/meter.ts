@@ -21,6 +21,7 @@ export function tokensView(t: Tokens): Tokens {
     inputUncached: t.inputUncached,
     cacheRead: t.cacheRead,
     cacheWrite: t.cacheWrite,
+    cacheWrite1h: t.cacheWrite1h,
     output: t.output,
     webSearch: t.webSearch,
     webFetch: t.webFetch,

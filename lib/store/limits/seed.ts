@@ -12,11 +12,12 @@ export function usageSeed(usage: UsageReader, windows: Windows): Seed {
   return async (keyId, span, now) => {
     const day = windows.day(now).id.slice(1);
     const from = span === "day" ? day : `${day.slice(0, 7)}-01`;
-    let tokens = 0;
+    let tokens = 0, microUsd = 0;
     for (const r of await usage.byKey(keyId, from, day)) {
       const c = r.counters;
       tokens += c.input_uncached + c.cache_read + c.cache_write + c.output;
+      microUsd += c.cost_micro_usd;
     }
-    return { tokens, microUsd: 0 };
+    return { tokens, microUsd };
   };
 }

@@ -15,6 +15,12 @@ export const FIELDS = [
   "incomplete",
   "web_search_requests",
   "web_fetch_requests",
+  /** Cost of the priced usage, in whole micro-dollars. */
+  "cost_micro_usd",
+  /** Usage lines (a request's model, or an advisor model it used) that had a price. */
+  "priced",
+  /** Usage lines that had no price: their tokens count, their cost is unknown. */
+  "unpriced",
 ] as const;
 /** One counter name. */
 export type Field = typeof FIELDS[number];
@@ -32,12 +38,16 @@ export function addCounters(a: Counters, b: Counters): Counters {
   return a;
 }
 
-/** Counters for one request's tokens. */
+/**
+ * Counters for one request's tokens of one model; `costMicro` is their cost
+ * (undefined: the model has no price).
+ */
 export function countersOf(
   tokens: Tokens,
   requests: number,
   failed: boolean,
   incomplete: boolean,
+  costMicro?: number,
 ): Counters {
   return {
     requests,
@@ -49,6 +59,9 @@ export function countersOf(
     incomplete: incomplete ? 1 : 0,
     web_search_requests: tokens.webSearch,
     web_fetch_requests: tokens.webFetch,
+    cost_micro_usd: costMicro ?? 0,
+    priced: costMicro === undefined ? 0 : 1,
+    unpriced: costMicro === undefined ? 1 : 0,
   };
 }
 

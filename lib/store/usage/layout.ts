@@ -8,23 +8,70 @@
  * - `["usage","k",keyId,day,hour,model,provider,field]`: by key, then time
  * - `["usage","t",day,hour,keyId,model,provider,field]`: by time, then key
  * - `["usage","key",keyId,field]`: running totals per key, plus `last_used` (ms)
+ *
+ * A request's commit may also carry `set` mutations for other records of
+ * that request (the request log), so they are written in the same batched
+ * commit as its usage, never in a commit of their own.
  */
 import type { Bucket } from "../../ops/clock.ts";
 import { type Field, FIELDS, type UsageLine } from "./counters.ts";
 
-/** One mutation: the KV key, its identity (for merging), an upper bound of its size, the value. */
-export interface UsageMutation {
+/** A counter mutation: atomic `sum` (or `max` for the last use) of a `Deno.KvU64`. */
+export interface CounterMutation {
+  /** The KV key's identity, for merging. */
   id: string;
   key: Deno.KvKey;
+  /** An upper bound of the key's encoded size. */
   bytes: number;
   value: bigint;
   op: "sum" | "max";
 }
 
+/** A plain `set` of a value, expiring after `expireIn` ms when given. */
+export interface SetMutation {
+  id: string;
+  key: Deno.KvKey;
+  bytes: number;
+  /** An upper bound of the value's encoded size. */
+  valueBytes: number;
+  value: unknown;
+  op: "set";
+  expireIn?: number;
+}
+
+/** One mutation of a request's commit. */
+export type UsageMutation = CounterMutation | SetMutation;
+
 /** Deno KV allows 1000 mutations per atomic commit; keep a margin. */
 export const MAX_MUTATIONS = 900;
 /** Deno KV allows 80 KiB of keys per atomic commit; keep a margin. */
 export const MAX_KEY_BYTES = 64 * 1024;
+/** Deno KV allows 800 KiB of keys and values per atomic commit; keep a margin. */
+export const MAX_PAYLOAD_BYTES = 640 * 1024;
+/** The encoded size of a `Deno.KvU64` value. */
+const U64_BYTES = 8;
+
+/** An upper bound of a mutation's keys and values in KV's per-commit payload limit. */
+export function payloadBytes(m: UsageMutation): number {
+  return m.bytes + (m.op === "set" ? m.valueBytes : U64_BYTES);
+}
+
+/**
+ * A `set` mutation of a plain JSON-like value (strings, numbers, booleans,
+ * null, arrays, objects). Its size bound: V8 serialization stores a string
+ * in at most two bytes per UTF-16 unit and a number in at most nine bytes,
+ * both within three times the value's JSON text, plus a small header.
+ */
+export function setMutation(key: Deno.KvKey, value: unknown, expireIn?: number): SetMutation {
+  const ref = keyRef(key);
+  return {
+    ...ref,
+    valueBytes: 3 * JSON.stringify(value).length + 16,
+    value,
+    op: "set",
+    expireIn,
+  };
+}
 
 /** An upper bound of a key's encoded size: the UTF-8 length of its JSON id (never shorter). */
 function keyBytes(id: string): number {
@@ -68,8 +115,8 @@ export class UsageMutations {
   #lastUsed = new Map<string, KeyRef>();
 
   /** The mutations that add one request's lines to `bucket` and raise `last_used` to `at`. */
-  build(keyId: string, bucket: Bucket, lines: UsageLine[], at?: number): UsageMutation[] {
-    const out: UsageMutation[] = [];
+  build(keyId: string, bucket: Bucket, lines: UsageLine[], at?: number): CounterMutation[] {
+    const out: CounterMutation[] = [];
     for (const l of lines) {
       const keys = this.#keysFor(keyId, bucket, l.model, l.provider);
       for (let f = 0; f < FIELDS.length; f++) {
@@ -111,7 +158,9 @@ export function applyMutations(
   muts: Iterable<UsageMutation>,
 ): Deno.AtomicOperation {
   for (const m of muts) {
-    if (m.op === "sum") op.sum(m.key, m.value);
+    if (m.op === "set") {
+      op.set(m.key, m.value, m.expireIn === undefined ? undefined : { expireIn: m.expireIn });
+    } else if (m.op === "sum") op.sum(m.key, m.value);
     else op.max(m.key, m.value);
   }
   return op;

@@ -3,6 +3,9 @@
  * window (`USAGE_FLUSH_MS`) and committed together: one atomic commit for
  * many requests, each request's mutations always in one commit.
  *
+ * A request may bring `set` mutations of its own (its request-log entry);
+ * they travel in the request's commit and are split and set aside with it.
+ *
  * One request can never block another's usage: when Deno KV refuses a
  * commit outright (a `TypeError`: a key or the commit over KV's limits),
  * the batch is split into its requests, and a request KV refuses on its own
@@ -16,6 +19,9 @@ import {
   applyMutations,
   MAX_KEY_BYTES,
   MAX_MUTATIONS,
+  MAX_PAYLOAD_BYTES,
+  payloadBytes,
+  type SetMutation,
   type UsageMutation,
   UsageMutations,
 } from "./layout.ts";
@@ -31,18 +37,23 @@ class Batch {
   readonly merged = new Map<string, UsageMutation>();
   /** Sum of key sizes over `merged`. */
   bytes = 0;
+  /** Sum of key and value sizes over `merged`. */
+  payload = 0;
   readonly requests: Pending[] = [];
 
   /** True when adding `muts` keeps the commit within KV's limits. */
   fits(muts: UsageMutation[]): boolean {
-    let added = 0, addedBytes = 0;
+    let added = 0, addedBytes = 0, addedPayload = 0;
     for (const m of muts) {
-      if (!this.merged.has(m.id)) {
+      const prev = this.merged.get(m.id);
+      if (!prev) {
         added++;
         addedBytes += m.bytes;
-      }
+        addedPayload += payloadBytes(m);
+      } else if (m.op === "set") addedPayload += payloadBytes(m);
     }
-    return this.merged.size + added <= MAX_MUTATIONS && this.bytes + addedBytes <= MAX_KEY_BYTES;
+    return this.merged.size + added <= MAX_MUTATIONS && this.bytes + addedBytes <= MAX_KEY_BYTES &&
+      this.payload + addedPayload <= MAX_PAYLOAD_BYTES;
   }
 
   add(p: Pending): void {
@@ -52,6 +63,11 @@ class Batch {
       if (!prev) {
         this.merged.set(m.id, { ...m });
         this.bytes += m.bytes;
+        this.payload += payloadBytes(m);
+      } else if (m.op === "set" || prev.op === "set") {
+        // The same key set twice: the later value wins, as two commits would leave it.
+        this.payload += payloadBytes(m) - payloadBytes(prev);
+        this.merged.set(m.id, { ...m });
       } else if (m.op === "sum") prev.value += m.value;
       else if (m.value > prev.value) prev.value = m.value;
     }
@@ -96,10 +112,16 @@ export class UsageWriter {
 
   /**
    * Records one finished request's usage (one or more models) at instant
-   * `at`. Returns at once; the write happens within the flush window.
+   * `at`, with `sets` (its other records) in the same commit. Without usage
+   * lines only the sets are written (`last_used` stays). Returns at once;
+   * the write happens within the flush window.
    */
-  record(keyId: string, at: number, lines: UsageLine[]): void {
-    const muts = this.#mutations.build(keyId, this.#clock.bucket(at), lines, at);
+  record(keyId: string, at: number, lines: UsageLine[], sets: SetMutation[] = []): void {
+    const muts: UsageMutation[] = lines.length > 0
+      ? this.#mutations.build(keyId, this.#clock.bucket(at), lines, at)
+      : [];
+    for (const s of sets) muts.push(s);
+    if (muts.length === 0) return;
     let batch = this.#batches[this.#batches.length - 1];
     if (!batch?.fits(muts)) {
       batch = new Batch();
