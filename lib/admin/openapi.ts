@@ -160,6 +160,15 @@ function openapiDocument() {
     },
     paths: {
       ...proxyPaths(),
+      "/v1/key": {
+        get: {
+          tags: ["proxy"],
+          summary:
+            "The calling key: its limits with consumption and reset times, today's and this month's usage and cost",
+          security: [{ clientKey: [] }, { bearer: [] }],
+          responses: { "200": { description: "OK", content: json("OwnKey") } },
+        },
+      },
       "/v1/models": {
         get: {
           tags: ["proxy"],

@@ -218,6 +218,37 @@ const period = z.object({
   by_model: byModel,
 });
 
+/** `GET /v1/key`: a client's own key, limits and usage (never the secret). */
+export const OwnKey = named(
+  "OwnKey",
+  KeyView.pick({
+    id: true,
+    name: true,
+    enabled: true,
+    created: true,
+    allowed_providers: true,
+    allowed_models: true,
+    rpm: true,
+    tpm: true,
+    max_concurrent: true,
+    daily_token_quota: true,
+    monthly_token_quota: true,
+    daily_budget_usd: true,
+    monthly_budget_usd: true,
+    expires_at: true,
+    expired: true,
+    metadata: true,
+    previous_key_valid_until: true,
+  }).extend({
+    limits: LimitsView,
+    time_zone: z.string().describe("USAGE_TZ: the calendar of days and months"),
+    usage: z.object({
+      today: period.extend({ date: z.string() }),
+      month: period.extend({ month: z.string().describe("YYYY-MM") }),
+    }),
+  }),
+);
+
 /** `GET /admin/keys/{id}/usage` */
 export const KeyUsage = named(
   "KeyUsage",

@@ -12,6 +12,7 @@ import { health } from "../ops/health.ts";
 import { proxyHandler } from "../pipeline/proxy.ts";
 import { withAdmin, withClient } from "./auth.ts";
 import { ADMIN_SHAPE, type ErrorShape } from "./error_shape.ts";
+import { ownKey } from "./key_endpoint.ts";
 import { getModel, listModels } from "./models_endpoint.ts";
 import type { Route } from "./router.ts";
 
@@ -26,6 +27,7 @@ export const ROUTES: Route[] = [
     handler: withClient(proxyHandler(format, endpoint)),
     shape: format,
   })),
+  { method: "GET", path: "/v1/key", handler: withClient(ownKey), shape: formatFor },
   { method: "GET", path: "/v1/models", handler: withClient(listModels), shape: formatFor },
   { method: "GET", path: "/v1/models/:id", handler: withClient(getModel), shape: formatFor },
   ...adminRoutes([

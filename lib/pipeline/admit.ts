@@ -222,6 +222,9 @@ export async function admit(
   const ticket = decided.ticket;
   return ok({
     headers,
-    settle: (metered, cost) => ticket.settle({ tokens: tokensUsed(metered), microUsd: cost }),
+    settle: (metered, cost) => {
+      // Committed in the background; the key's next request waits at the same gate.
+      ticket.settle({ tokens: tokensUsed(metered), microUsd: cost });
+    },
   });
 }

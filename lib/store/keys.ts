@@ -12,6 +12,7 @@
  */
 import { type Clock, systemClock } from "../ops/clock.ts";
 import { newId } from "../ops/ids.ts";
+import { whileBusy } from "./kv_busy.ts";
 
 /** A stored key (never the secret). */
 export interface KeyRecord {
@@ -260,7 +261,7 @@ export class KeyStore {
       .set(["key_hash", hash], record.id)
       .sum(["keys_version"], 1n);
     extra?.(op, record);
-    const res = await op.commit();
+    const res = await whileBusy(() => op.commit());
     if (!res.ok) return undefined;
     this.#remember(record);
     return record;
@@ -275,7 +276,7 @@ export class KeyStore {
       if (newHash) {
         op.check({ key: ["key_hash", newHash], versionstamp: null }).set(["key_hash", newHash], id);
       }
-      if ((await op.commit()).ok) {
+      if ((await whileBusy(() => op.commit())).ok) {
         this.#remember(next, cur.value);
         return next;
       }

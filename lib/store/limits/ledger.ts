@@ -25,6 +25,8 @@ export interface Amount {
 export interface Held {
   concurrent: number;
   windows: Record<string, Amount>;
+  /** Epoch ms after which the holdings count as given back (the process stopped refreshing). */
+  until?: number;
 }
 
 /** A key's limit state: committed use of the windows in question, and every process's holdings. */

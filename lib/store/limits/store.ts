@@ -11,8 +11,9 @@
  * - `["limits", id, "use", window]`: committed use of a window (`m<minute>`,
  *   `d<YYYY-MM-DD>`, `M<YYYY-MM>`), expiring a day after the window ends;
  * - `["limits", id, "held", process]`: what one process's open requests hold,
- *   expiring {@link HELD_TTL_MS} after its last refresh, so a process that
- *   dies gives its reservations and concurrency slots back by itself.
+ *   valid until {@link HELD_TTL_MS} after its last refresh (the entry says
+ *   until when; KV deletes it later), so a process that dies gives its
+ *   reservations and concurrency slots back by itself.
  *
  * Within a process, the requests of one key queue at that key's gate and are
  * decided together, one commit for all of them; the state written last is
@@ -21,6 +22,7 @@
  * {@link REREAD_MS}.
  */
 import type { Clock } from "../../ops/clock.ts";
+import { whileBusy } from "../kv_busy.ts";
 import type { KeyLimits } from "../keys.ts";
 import {
   admitInto,
@@ -40,10 +42,8 @@ import {
 } from "./ledger.ts";
 import type { Window, Windows } from "./windows.ts";
 
-/** How long a process's holdings live without a refresh. */
+/** How long a process's holdings live without a refresh (by default). */
 export const HELD_TTL_MS = 60_000;
-/** How often a process refreshes its holdings. */
-const REFRESH_MS = 20_000;
 /** Longest a key's state is decided on without reading KV. */
 const REREAD_MS = 2_000;
 /** Most keys whose gates a process keeps. */
@@ -52,8 +52,11 @@ const DAY = 86_400_000;
 
 /** An admitted request's hold on its key's limits. Settle it exactly once. */
 export interface Ticket {
-  /** Replaces the reservation with what the request used (money unknown: its reserved cost). */
-  settle(used: { tokens: number; microUsd?: number }): void;
+  /**
+   * Replaces the reservation with what the request used (money unknown: its
+   * reserved cost). Resolves once committed; callers need not wait.
+   */
+  settle(used: { tokens: number; microUsd?: number }): Promise<void>;
 }
 
 /** The outcome of asking to be admitted. */
@@ -71,16 +74,19 @@ type Op =
     claim: Claim;
     done: (r: Admitted | Error) => void;
   }
-  | { kind: "settle"; reservation: Reservation; used: Amount }
+  | { kind: "settle"; reservation: Reservation; used: Amount; done: () => void }
   | { kind: "refresh" };
 
 const gateKey = (id: string) => ["limits", id, "gate"];
 const useKey = (id: string, w: string) => ["limits", id, "use", w];
 const heldPrefix = (id: string) => ["limits", id, "held"];
 
+/** A window to read, and whether an unwritten one starts from the use already recorded. */
+type ToRead = { win: Window; seed?: "day" | "month" };
+
 /** The windows a key's limits count in. */
-function windowsOf(limits: KeyLimits, w: Windows3): { win: Window; seed?: "day" | "month" }[] {
-  const out: { win: Window; seed?: "day" | "month" }[] = [];
+function windowsOf(limits: KeyLimits, w: Windows3): ToRead[] {
+  const out: ToRead[] = [];
   if (limits.rpm !== undefined || limits.tpm !== undefined) out.push({ win: w.minute });
   if (limits.dailyTokens !== undefined || limits.dailyMicroUsd !== undefined) {
     out.push({ win: w.day, seed: "day" });
@@ -105,6 +111,7 @@ function cloneState(s: LimitState): LimitState {
         {
           concurrent: v.concurrent,
           windows: Object.fromEntries(Object.entries(v.windows).map(([w, a]) => [w, { ...a }])),
+          until: v.until,
         },
       ]),
     ),
@@ -115,12 +122,15 @@ interface Known {
   state: LimitState;
   gate: Deno.KvEntryMaybe<number>;
   readAt: number;
+  /** Windows seeded from the usage store, not yet written to KV. */
+  seeded: Set<string>;
 }
 
 /** One key's queue of operations, decided and committed together. */
 class Gate {
   #queue: Op[] = [];
   #running?: Promise<void>;
+  #busy = false;
   #known?: Known;
   /** What this process holds for the key (as last committed). */
   held: Held = { concurrent: 0, windows: {} };
@@ -129,35 +139,43 @@ class Gate {
 
   push(op: Op): void {
     this.#queue.push(op);
-    this.#running ??= this.#run().finally(() => this.#running = undefined);
+    if (!this.#busy) {
+      this.#busy = true;
+      this.#running = this.#drain();
+    }
   }
 
   get idle(): boolean {
-    return this.#queue.length === 0 && !this.#running && holdsNothing(this.held);
+    return this.#queue.length === 0 && !this.#busy && holdsNothing(this.held);
   }
 
   /** Resolves once the queue is empty. */
   async drained(): Promise<void> {
-    while (this.#running) await this.#running;
+    while (this.#busy) await this.#running;
   }
 
-  async #run(): Promise<void> {
+  async #drain(): Promise<void> {
     let failures = 0;
-    while (this.#queue.length > 0) {
-      const ops = this.#queue.splice(0);
-      try {
-        await this.#apply(ops);
-        failures = 0;
-      } catch (e) {
-        // The store failed: admissions are answered with the error; settlements wait and retry.
-        for (const op of ops) if (op.kind === "admit") op.done(e as Error);
-        const keep = ops.filter((op) => op.kind !== "admit");
-        this.#queue.unshift(...keep);
-        this.#known = undefined;
-        this.store.onError(e);
-        if (keep.length === 0) continue;
-        await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** failures++)));
+    try {
+      while (this.#queue.length > 0) {
+        const ops = this.#queue.splice(0);
+        try {
+          await this.#apply(ops);
+          failures = 0;
+        } catch (e) {
+          // The store failed: admissions are answered with the error; settlements wait and retry.
+          for (const op of ops) if (op.kind === "admit") op.done(e as Error);
+          const keep = ops.filter((op) => op.kind !== "admit");
+          this.#queue.unshift(...keep);
+          this.#known = undefined;
+          this.store.onError(e);
+          if (keep.length === 0) continue;
+          await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** failures++)));
+        }
       }
+    } finally {
+      // Cleared in the turn the queue was found empty (no await between): a later push starts anew.
+      this.#busy = false;
     }
   }
 
@@ -168,15 +186,32 @@ class Gate {
     for (;;) {
       const now = store.clock.now();
       const w = store.windows3(now);
-      const limits = admits.map((a) => a.limits);
-      const needed = limits.flatMap((l) => windowsOf(l, w).map((x) => x.win.id));
+      // Windows the admissions count in, and those settlements commit to (if still current).
+      const reads = new Map<string, ToRead>();
+      for (const a of admits) for (const x of windowsOf(a.limits, w)) reads.set(x.win.id, x);
+      const current: ToRead[] = [
+        { win: w.minute },
+        { win: w.day, seed: "day" },
+        { win: w.month, seed: "month" },
+      ];
+      for (const o of ops) {
+        if (o.kind !== "settle") continue;
+        for (const x of current) if (x.win.id in o.reservation.windows) reads.set(x.win.id, x);
+      }
+      const needed = [...reads.keys()];
       let known = this.#known;
+      let fresh = false;
       if (
         !known || now - known.readAt > REREAD_MS || needed.some((id) => !known!.state.use.has(id))
       ) {
-        known = await readState(store, this.keyId, limits, w, now);
+        fresh = true;
+        known = await whileBusy(() => readState(store, this.keyId, [...reads.values()], now));
       }
       const state = cloneState(known.state);
+      // Holdings of a process that stopped refreshing them are given back.
+      for (const [id, h] of state.held) {
+        if (h.until !== undefined && h.until < now) state.held.delete(id);
+      }
       // Our own holdings are what we last committed, whatever a stale read says.
       state.held.set(pid, structuredClone(this.held));
       const before = new Map([...state.use].map(([k, v]) => [k, { ...v }]));
@@ -203,17 +238,22 @@ class Gate {
           standings: standings(op.limits, state, w),
         }]);
       }
+      if (!fresh && results.some(([, r]) => !r.ok)) {
+        // A cached state can only over-count (others may have settled since): refuse on a fresh read.
+        this.#known = undefined;
+        continue;
+      }
       const mine = state.held.get(pid)!;
       const changedUse = [...state.use].filter(([id, u]) => {
         const b = before.get(id);
         return !b || b.requests !== u.requests || b.tokens !== u.tokens ||
-          b.microUsd !== u.microUsd ||
-          !known!.state.use.has(id);
+          b.microUsd !== u.microUsd || known!.seeded.has(id);
       });
-      const heldChanged = JSON.stringify(mine) !== JSON.stringify(this.held) ||
-        ops.some((o) => o.kind === "refresh");
+      const heldChanged = JSON.stringify({ ...mine, until: 0 }) !==
+          JSON.stringify({ ...this.held, until: 0 }) || ops.some((o) => o.kind === "refresh");
       if (changedUse.length === 0 && !heldChanged) {
-        for (const [op, r] of results) op.done(r);
+        for (const [o, r] of results) o.done(r);
+        for (const o of ops) if (o.kind === "settle") o.done();
         return;
       }
       const gateValue = (known.gate.value ?? 0) + 1;
@@ -224,8 +264,11 @@ class Gate {
         op.set(useKey(this.keyId, id), u, { expireIn: store.useTtl(id, w, now) });
       }
       if (holdsNothing(mine)) op.delete([...heldPrefix(this.keyId), pid]);
-      else op.set([...heldPrefix(this.keyId), pid], mine, { expireIn: HELD_TTL_MS });
-      const res = await op.commit();
+      else {
+        mine.until = now + store.heldTtlMs;
+        op.set([...heldPrefix(this.keyId), pid], mine, { expireIn: store.heldTtlMs });
+      }
+      const res = await whileBusy(() => op.commit());
       if (!res.ok) {
         this.#known = undefined; // another process changed the key: read and decide again
         continue;
@@ -235,8 +278,10 @@ class Gate {
         state,
         gate: { key: gateKey(this.keyId), value: gateValue, versionstamp: res.versionstamp },
         readAt: known.readAt,
+        seeded: new Set(),
       };
       for (const [o, r] of results) o.done(r);
+      for (const o of ops) if (o.kind === "settle") o.done();
       return;
     }
   }
@@ -245,13 +290,16 @@ class Gate {
     let settled = false;
     return {
       settle: (used) => {
-        if (settled) return;
+        if (settled) return Promise.resolve();
         settled = true;
-        this.push({
-          kind: "settle",
-          reservation: r,
-          used: { tokens: used.tokens, microUsd: used.microUsd ?? r.microUsd },
-        });
+        return new Promise((done) =>
+          this.push({
+            kind: "settle",
+            reservation: r,
+            used: { tokens: used.tokens, microUsd: used.microUsd ?? r.microUsd },
+            done,
+          })
+        );
       },
     };
   }
@@ -264,6 +312,8 @@ export class LimitStore {
   readonly processId: string;
   readonly seed: Seed;
   readonly onError: (e: unknown) => void;
+  /** How long this process's holdings stay valid without a refresh. */
+  readonly heldTtlMs: number;
   #windows: Windows;
   #gates = new Map<string, Gate>();
   #timer: ReturnType<typeof setInterval>;
@@ -272,7 +322,7 @@ export class LimitStore {
     kv: Deno.Kv,
     clock: Clock,
     windows: Windows,
-    o: { processId: string; seed: Seed; onError?: (e: unknown) => void },
+    o: { processId: string; seed: Seed; onError?: (e: unknown) => void; heldTtlMs?: number },
   ) {
     this.kv = kv;
     this.clock = clock;
@@ -280,7 +330,8 @@ export class LimitStore {
     this.processId = o.processId;
     this.seed = o.seed;
     this.onError = o.onError ?? (() => {});
-    this.#timer = setInterval(() => this.#refresh(), REFRESH_MS);
+    this.heldTtlMs = o.heldTtlMs ?? HELD_TTL_MS;
+    this.#timer = setInterval(() => this.#refresh(), this.heldTtlMs / 3);
     Deno.unrefTimer(this.#timer);
   }
 
@@ -333,7 +384,7 @@ export class LimitStore {
   async standings(keyId: string, limits: KeyLimits): Promise<Standing[]> {
     const now = this.clock.now();
     const w = this.windows3(now);
-    return standings(limits, (await readState(this, keyId, [limits], w, now)).state, w);
+    return standings(limits, (await readState(this, keyId, windowsOf(limits, w), now)).state, w);
   }
 
   #refresh(): void {
@@ -357,28 +408,28 @@ export class LimitStore {
 async function readState(
   store: LimitStore,
   keyId: string,
-  limits: KeyLimits[],
-  w: Windows3,
+  list: ToRead[],
   now: number,
 ): Promise<Known> {
-  const wins = new Map<string, { win: Window; seed?: "day" | "month" }>();
-  for (const l of limits) for (const x of windowsOf(l, w)) wins.set(x.win.id, x);
-  const list = [...wins.values()];
   const [gate, ...uses] = await store.kv.getMany<[number, ...Use[]]>([
     gateKey(keyId),
     ...list.map((x) => useKey(keyId, x.win.id)),
   ]);
   const state: LimitState = { use: new Map(), held: new Map() };
+  const seeded = new Set<string>();
   for (const [i, x] of list.entries()) {
     const v = (uses[i] as Deno.KvEntryMaybe<Use>).value;
     if (v) state.use.set(x.win.id, { ...v });
     else if (x.seed) {
       // A limit set mid-window counts the window's use so far.
       state.use.set(x.win.id, { requests: 0, ...await store.seed(keyId, x.seed, now) });
+      seeded.add(x.win.id);
     } else state.use.set(x.win.id, { requests: 0, tokens: 0, microUsd: 0 });
   }
   for await (const e of store.kv.list<Held>({ prefix: heldPrefix(keyId) })) {
-    state.held.set(e.key[3] as string, e.value);
+    if (e.value.until === undefined || e.value.until >= now) {
+      state.held.set(e.key[3] as string, e.value);
+    }
   }
-  return { state, gate: gate as Deno.KvEntryMaybe<number>, readAt: now };
+  return { state, gate: gate as Deno.KvEntryMaybe<number>, readAt: now, seeded };
 }

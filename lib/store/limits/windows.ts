@@ -76,7 +76,9 @@ export class Windows {
       lo = hi;
       hi += HOUR;
     }
+    // Search whole minutes only, so every step narrows the range.
     lo = Math.floor(lo / MINUTE) * MINUTE;
+    hi = Math.ceil(hi / MINUTE) * MINUTE;
     while (hi - lo > MINUTE) {
       const mid = lo + Math.floor((hi - lo) / 2 / MINUTE) * MINUTE;
       if (of(mid) === label) lo = mid;

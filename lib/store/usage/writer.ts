@@ -14,6 +14,7 @@
  * dropped.
  */
 import type { Bucket, BucketClock } from "../../ops/clock.ts";
+import { isKvBusy } from "../kv_busy.ts";
 import type { UsageLine } from "./counters.ts";
 import {
   applyMutations,
@@ -82,6 +83,11 @@ export interface UsageWriterEvents {
   onRejected?: (keyId: string, e: unknown) => void;
   /** A commit succeeded in `ms` with `mutations` mutations. */
   onCommit?: (ms: number, mutations: number) => void;
+}
+
+/** True when KV will never accept the write (a key or commit over its limits), not when it is busy. */
+function refused(e: unknown): boolean {
+  return e instanceof TypeError && !isKvBusy(e);
 }
 
 /** Attempts per batch before it waits for the next flush. */
@@ -169,7 +175,7 @@ export class UsageWriter {
         await this.#commit(batch.merged.values(), batch.merged.size);
         return true;
       } catch (e) {
-        if (e instanceof TypeError) return await this.#commitEach(batch);
+        if (refused(e)) return await this.#commitEach(batch);
         this.#events.onRetry?.(e);
         await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
       }
@@ -184,7 +190,7 @@ export class UsageWriter {
       try {
         await this.#commit(r.muts, r.muts.length);
       } catch (e) {
-        if (e instanceof TypeError) {
+        if (refused(e)) {
           this.#events.onRejected?.(r.keyId, e);
           continue;
         }
