@@ -47,6 +47,7 @@ const EnvSchema = z.object({
   METRICS_PER_KEY: bool.default(false),
   LIMIT_COUNT_TOKENS: bool.default(false),
   LIMIT_DEFAULT_MAX_TOKENS: int(1, 10_000_000).default(4096),
+  LIMIT_HOLD_MS: int(1000, 3_600_000).default(60_000),
   REQUEST_LOG_DAYS: int(0, 3650).default(7),
 });
 
@@ -77,6 +78,8 @@ export interface Config {
   limitCountTokens: boolean;
   /** Output tokens a request without `max_tokens` reserves against token quotas and budgets. */
   limitDefaultMaxTokens: number;
+  /** How long a stopped process's reservations and concurrency slots stay held. */
+  limitHoldMs: number;
   /** Days each request-log entry is kept (0: no request log). */
   requestLogDays: number;
 }
@@ -120,6 +123,7 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     metricsPerKey: e.METRICS_PER_KEY,
     limitCountTokens: e.LIMIT_COUNT_TOKENS,
     limitDefaultMaxTokens: e.LIMIT_DEFAULT_MAX_TOKENS,
+    limitHoldMs: e.LIMIT_HOLD_MS,
     requestLogDays: e.REQUEST_LOG_DAYS,
   };
 }

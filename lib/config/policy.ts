@@ -79,7 +79,7 @@ export interface Policy {
   usageWaitMs: number;
 }
 
-/** Built-in defaults (docs/resilience.md lists them). */
+/** Built-in defaults (docs/models-json.md, "Resilience policy", lists them). */
 export const DEFAULT_POLICY: Policy = {
   connectMs: 10_000,
   ttfbMs: 600_000,

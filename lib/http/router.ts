@@ -51,7 +51,7 @@ function logCall(ctx: Context, req: Request, call: Call, status: number): void {
   ctx.log.log(level, "request", {
     request_id: call.id,
     method: req.method,
-    path: call.route === "unmatched" ? undefined : call.url.pathname,
+    path: call.route === "unmatched" ? undefined : clip(call.url.pathname),
     route: call.route,
     status,
     reason: call.reason,
@@ -115,6 +115,8 @@ export function createRouter(ctx: Context, routes: Route[], fallback: FallbackSh
         : fallback(path, req);
       res = errorResponse(shape, err);
       res.headers.set("x-request-id", call.id);
+      // Nothing the gateway answers itself is worth caching, and admin answers must never be.
+      res.headers.set("cache-control", "no-store");
     }
     ctx.metrics.http.inc({ route: call.route, status_class: `${Math.floor(res.status / 100)}xx` });
     if (call.reason) ctx.metrics.refused.inc({ reason: call.reason });

@@ -114,6 +114,7 @@ async function createContext(opts: GatewayOptions): Promise<Context> {
     limits: new LimitStore(kv, clock, windows, {
       processId: newId(),
       seed: usageSeed(usageReader, windows),
+      heldTtlMs: config.limitHoldMs,
       onError: (e) => log.error("limit store write failed; will retry", { error: errorMessage(e) }),
     }),
     buckets,
