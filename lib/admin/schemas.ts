@@ -11,12 +11,17 @@ import { named } from "../http/named_schemas.ts";
 const count = z.number().int().min(0);
 const isoTime = z.string().describe("ISO 8601 time");
 
-const positive = (what: string) => z.number().int().min(1).max(1e12).describe(what);
+const positive = (what: string) =>
+  z.number({ error: "must be a whole number" }).int("must be a whole number").min(
+    1,
+    "must be 1 or more",
+  ).max(1e12).describe(what);
 const dollars = (what: string) =>
-  z.number().positive().max(1e9).refine(
-    (v) => Math.abs(v * 1e6 - Math.round(v * 1e6)) < 1e-6,
-    "at most 6 decimals (micro-dollars)",
-  ).describe(what);
+  z.number({ error: "must be an amount in USD, e.g. 5 or 2.50" }).positive("must be more than 0")
+    .max(1e9).refine(
+      (v) => Math.abs(v * 1e6 - Math.round(v * 1e6)) < 1e-6,
+      "at most 6 decimals (micro-dollars)",
+    ).describe(what);
 
 /** Fields a key body may set; on PATCH, null clears one. */
 const keyFields = {
