@@ -99,23 +99,22 @@ export function Usage(props: { s: Session }) {
         exact={int}
         empty="No tokens in this range for the chosen buckets."
       />
-      {cost && (
-        <ChartCard
-          title="Cost per day"
-          testId="chart-cost"
-          kind="bars"
-          table={cost.table}
-          format={(n) => `$${compact(n)}`}
-          exact={usd}
-          integer={false}
-          xName="date"
-          csvName={`cost_${span}.csv`}
-          empty="No priced usage in this range."
-          note={cost.unpriced > 0 && (
-            <p class="hint">{int(cost.unpriced)} requests used models without a price.</p>
-          )}
-        />
-      )}
+      {/* Always in place (the gateway reports cost), so nothing below it moves when it loads. */}
+      <ChartCard
+        title="Cost per day"
+        testId="chart-cost"
+        kind="bars"
+        table={cost?.table}
+        format={(n) => `$${compact(n)}`}
+        exact={usd}
+        integer={false}
+        xName="date"
+        csvName={`cost_${span}.csv`}
+        empty="No priced usage in this range."
+        note={!!cost?.unpriced && (
+          <p class="hint">{int(cost.unpriced)} requests used models without a price.</p>
+        )}
+      />
       <ChartCard
         title="Requests per hour"
         testId="chart-hourly"
