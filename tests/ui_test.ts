@@ -283,7 +283,6 @@ Deno.test({
       // (priced) and DeepSeek (no price).
       const second = await admin(gw.url, "POST", "/admin/keys", { name: "second-key" });
       const secondSecret = second.json.api_key as string;
-      const secondId = second.json.id as string;
       for (let i = 0; i < 3; i++) assertEquals(await status(anthropicCall(gw.url, gw.secret)), 200);
       assertEquals(await status(anthropicCall(gw.url, gw.secret, "claude-fail")), 500);
       for (let i = 0; i < 2; i++) assertEquals(await status(openaiCall(gw.url, secondSecret)), 200);
@@ -750,7 +749,6 @@ Deno.test({
           assertEquals(limited.requests.length, 1);
           await showsPage(limited.requests, "429 only");
           assertEquals((await shown())[0].cells[3], "none", "refused before a provider");
-          await shot(page, "desktop-requests");
 
           // Times are typed on the usage calendar: since the minute of the 429, nothing older.
           const at = wall(limited.requests[0].time);
@@ -761,11 +759,14 @@ Deno.test({
           await showsPage((await log(`since=${since}&limit=50`)).requests, "since the 429");
           await page.getByLabel(`Since (${USAGE_TZ})`).fill("");
 
-          // From a key's page, its own requests.
-          await open(page, `#/keys/${secondId}`, "second-key");
+          // From a key's page, its own requests: every outcome the test-key had.
+          await open(page, `#/keys/${gw.keyId}`, "test-key");
           await page.getByRole("link", { name: "Its requests" }).click();
           await page.getByRole("heading", { level: 1, name: "Requests" }).waitFor();
-          await showsPage((await log(`key=${secondId}&limit=50`)).requests, "second-key only");
+          const own = await log(`key=${gw.keyId}&limit=50`);
+          assertEquals(own.requests.map((r) => r.status), [403, 429, 500, 200, 200, 200]);
+          await showsPage(own.requests, "test-key only");
+          await shot(page, "desktop-requests");
         },
       );
 
@@ -832,7 +833,7 @@ Deno.test({
             ["#/usage", "Usage", "dark-usage"],
             ["#/keys", "Keys", "dark-keys"],
             [`#/keys/${gw.keyId}`, "test-key", "dark-key-page"],
-            ["#/requests", "Requests", "dark-requests"],
+            [`#/requests/${gw.keyId}`, "Requests", "dark-requests"],
           ]
         ) {
           await open(page, hash, heading);
@@ -857,7 +858,7 @@ Deno.test({
             ["#/keys", "Keys", "phone-keys"],
             [`#/keys/${gw.keyId}`, "test-key", "phone-key-page"],
             ["#/models", "Models & providers", "phone-models"],
-            ["#/requests", "Requests", "phone-requests"],
+            [`#/requests/${gw.keyId}`, "Requests", "phone-requests"],
           ]
         ) {
           await open(page, hash, heading);

@@ -196,7 +196,7 @@ export function Requests(props: { s: Session; keyId?: string }) {
               cell: (r) =>
                 [
                   r.stream ? "stream" : "",
-                  r.retries ? `${r.retries} retries` : "",
+                  r.retries ? `${r.retries} ${r.retries === 1 ? "retry" : "retries"}` : "",
                   r.complete ? "" : "incomplete",
                   r.error ?? "",
                 ].filter(Boolean).join("; "),
