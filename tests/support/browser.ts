@@ -52,8 +52,11 @@ export interface Browser {
   close(): Promise<void>;
 }
 
-/** Starts Chromium with a new empty profile (`--user-data-dir` in a temp folder). */
-export async function launchBrowser(): Promise<Browser> {
+/**
+ * Starts Chromium with a new empty profile (`--user-data-dir` in a temp
+ * folder), its clock in `timezoneId` (the machine's zone when absent).
+ */
+export async function launchBrowser(o: { timezoneId?: string } = {}): Promise<Browser> {
   const profile = await Deno.makeTempDir({ prefix: "ui-test-chromium-" });
   const ctx = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -62,6 +65,7 @@ export async function launchBrowser(): Promise<Browser> {
     viewport: { width: 1280, height: 900 },
     acceptDownloads: true,
     colorScheme: "light",
+    timezoneId: o.timezoneId,
   });
   return {
     ctx,

@@ -62,6 +62,11 @@ export class Api {
     return this.call<T>("POST", path, body);
   }
 
+  /** `PATCH` */
+  patch<T>(path: string, body: unknown): Promise<T> {
+    return this.call<T>("PATCH", path, body);
+  }
+
   /** `DELETE` */
   delete<T>(path: string): Promise<T> {
     return this.call<T>("DELETE", path);

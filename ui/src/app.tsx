@@ -82,7 +82,6 @@ export function App() {
   const [key, setKey] = useState<string | null>(storedKey());
   const [rejected, setRejected] = useState<string>();
   const [calendar, setCalendar] = useState<{ today: string; timeZone: string }>();
-  const [requestLog, setRequestLog] = useState(false);
   const [route, setRoute] = useState(currentRoute());
 
   useEffect(() => {
@@ -109,11 +108,6 @@ export function App() {
       (h) => setCalendar({ today: h.date, timeZone: h.time_zone }),
       (e) => signOut(e instanceof ApiError ? e.message : String(e)),
     );
-    // The request log is a newer endpoint: offer it only where the gateway has it.
-    api.get("/admin/requests?limit=1").then(
-      () => setRequestLog(true),
-      () => setRequestLog(false),
-    );
   }, [api]);
 
   if (!api) {
@@ -131,14 +125,13 @@ export function App() {
 
   const [view, id] = route;
   const session = calendar && { api, ...calendar };
-  const nav = NAV.filter((n) => n.id !== "requests" || requestLog);
   return (
     <>
       <a class="skip" href="#main">Skip to content</a>
       <header class="top">
         <span class="brand">Gateway admin</span>
         <nav aria-label="Views">
-          {nav.map((n) => (
+          {NAV.map((n) => (
             <a
               key={n.id}
               href={`#/${n.id}`}
@@ -163,8 +156,8 @@ export function App() {
             ? <Keys s={session} />
             : view === "models"
             ? <Models s={session} />
-            : view === "requests" && requestLog
-            ? <Requests s={session} />
+            : view === "requests"
+            ? <Requests s={session} keyId={id} key={id ?? ""} />
             : <Overview s={session} />
         )}
       </main>

@@ -55,8 +55,8 @@ function plot(
   width: number,
   format: (n: number) => string,
   onHover: (i: number | null) => void,
+  color: (i: number) => string,
 ): [uPlot.Options, uPlot.AlignedData] {
-  const colors = palette();
   const xs = table.x.map(xSeconds);
   const step = table.x[0]?.length === 10 ? 86_400 : 3_600;
   // Stacks are drawn as cumulative bars, tallest first, so each lower layer paints over it.
@@ -109,13 +109,13 @@ function plot(
     series: [
       {},
       ...order.map((src) => {
-        const color = colors[src % colors.length];
+        const c = color(src);
         return kind === "lines"
-          ? { label: table.series[src].label, stroke: color, width: 2, points: { show: true } }
+          ? { label: table.series[src].label, stroke: c, width: 2, points: { show: true } }
           : {
             label: table.series[src].label,
-            stroke: color,
-            fill: color,
+            stroke: c,
+            fill: c,
             width: 0,
             paths: bars,
             points: { show: false },
@@ -143,6 +143,8 @@ export function ChartCard(props: {
   controls?: ComponentChildren;
   note?: ComponentChildren;
   testId?: string;
+  /** A series' place in the palette by its label, so a model keeps its colour across charts. */
+  colorOf?: (label: string) => number | undefined;
 }) {
   const box = useRef<HTMLDivElement>(null);
   const scheme = useColorScheme();
@@ -152,6 +154,9 @@ export function ChartCard(props: {
   const table = props.table;
   const hasData = !!table && table.series.some((s) => s.values.some((v) => v !== 0));
 
+  const colors = table ? palette() : [];
+  const color = (i: number) =>
+    colors[(props.colorOf?.(table!.series[i].label) ?? i) % colors.length];
   useEffect(() => {
     const el = box.current;
     if (!el || !table || !hasData) return;
@@ -162,6 +167,7 @@ export function ChartCard(props: {
       el.clientWidth || 300,
       format,
       setHover,
+      color,
     );
     const u = new uPlot(opts, data, el);
     const ro = new ResizeObserver(() => {
@@ -174,7 +180,6 @@ export function ChartCard(props: {
     };
   }, [table, props.kind, scheme, hasData]);
 
-  const colors = table ? palette() : [];
   const totals = table ? seriesTotals(table) : [];
   const hoverLine = table && hover !== null && table.x[hover] !== undefined
     ? `${table.x[hover]}: ${
@@ -211,7 +216,7 @@ export function ChartCard(props: {
       <ul class="legend">
         {table?.series.map((s, i) => (
           <li key={i}>
-            <span class="swatch" aria-hidden="true" style={{ background: colors[i % 8] }} />
+            <span class="swatch" aria-hidden="true" style={{ background: color(i) }} />
             <span class="legend-label">{s.label}</span>
             <span class="legend-value">{exact(totals[i])}</span>
           </li>

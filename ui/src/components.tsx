@@ -7,7 +7,7 @@
 import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError } from "./api.ts";
-import { int, usd } from "./format.ts";
+import { int, shortTime, time, usd } from "./format.ts";
 import type { LimitState } from "./limits.ts";
 
 /** The state of one load from the admin API. */
@@ -301,16 +301,27 @@ export function ConfirmDialog(props: {
   );
 }
 
-/** How full a limit is, as a bar with its numbers in words. */
-export function LimitBar(props: { limit: LimitState }) {
+/**
+ * How full a limit is, as a bar with its numbers and reset time in words:
+ * committed use solid, what requests in flight hold beside it lighter.
+ */
+export function LimitBar(props: { limit: LimitState; timeZone: string; today: string }) {
   const l = props.limit;
   const n = (v: number) => (l.money ? usd(v) : int(v));
-  const level = l.fraction >= 1 ? "full" : l.fraction >= 0.8 ? "near" : "ok";
+  const level = l.remaining <= 0 ? "full" : l.near ? "near" : "ok";
+  const held = l.reserved > 0 ? ` (+${n(l.reserved)} in flight)` : "";
+  const resets = l.resets_at ? time(l.resets_at, props.timeZone) : "";
   return (
-    <div class="limit" title={`${l.label}: ${n(l.used)} of ${n(l.limit)}`}>
+    <div
+      class="limit"
+      data-limit={l.name}
+      title={`${l.label}: ${n(l.used)} of ${n(l.limit)} used${held}, ${n(l.remaining)} left${
+        resets && `; resets ${resets}`
+      }`}
+    >
       <div class="limit-text">
         <span>{l.label}</span>
-        <span>{n(l.used)} / {n(l.limit)}</span>
+        <span class="limit-use">{n(l.used)} / {n(l.limit)}{held}</span>
       </div>
       <div
         class={`bar ${level}`}
@@ -319,15 +330,38 @@ export function LimitBar(props: { limit: LimitState }) {
         aria-valuemin={0}
         aria-valuemax={l.limit}
         aria-valuenow={Math.min(l.used, l.limit)}
+        aria-valuetext={`${n(l.used)} of ${n(l.limit)}${held}`}
       >
-        <div class="bar-fill" style={{ width: `${(l.fraction * 100).toFixed(1)}%` }} />
+        <div class="bar-fill" style={{ width: `${(l.usedShare * 100).toFixed(1)}%` }} />
+        <div
+          class="bar-held"
+          style={{ width: `${((l.takenShare - l.usedShare) * 100).toFixed(1)}%` }}
+        />
+      </div>
+      <div class="limit-reset">
+        {l.resets_at
+          ? `resets ${shortTime(l.resets_at, props.timeZone, props.today)}`
+          : "open requests now"}
       </div>
     </div>
   );
 }
 
+/** Under a cost chart: how many requests had no price (a blank line when none, so nothing moves). */
+export function UnpricedNote(props: { n?: number }) {
+  return (
+    <p class="hint chart-note">
+      {props.n
+        ? `${int(props.n)} ${
+          props.n === 1 ? "request" : "requests"
+        } without a price (the model has none in models.json): not in the cost.`
+        : "\u00a0"}
+    </p>
+  );
+}
+
 /** Status of a key in words. */
-export function KeyStatus(props: { enabled: boolean; expired?: boolean }) {
+export function KeyStatus(props: { enabled: boolean; expired: boolean }) {
   const s = props.expired ? "expired" : props.enabled ? "enabled" : "disabled";
   return <span class={`badge ${s}`}>{s}</span>;
 }

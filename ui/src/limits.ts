@@ -1,12 +1,11 @@
 /**
- * Limit consumption as the key view reports it (`limits`, present once the
- * gateway enforces per-key limits): which limits a key has, how full each
- * is, and which keys are close to one.
+ * Limit standings as the key view reports them (`limits`): which limits a
+ * key has, how full each is, and which keys are close to one.
  */
-import type { KeyView, LimitUse } from "./types.ts";
+import { type KeyView, LIMIT_FIELDS, type LimitField, type LimitUse } from "./types.ts";
 
-/** Display names of the limits the admin API reports, in display order. */
-export const LIMIT_LABELS: Readonly<Record<string, string>> = {
+/** Display names of the limits, by field. */
+export const LIMIT_LABELS: Readonly<Record<LimitField, string>> = {
   rpm: "Requests / min",
   tpm: "Tokens / min",
   max_concurrent: "Concurrent",
@@ -16,41 +15,52 @@ export const LIMIT_LABELS: Readonly<Record<string, string>> = {
   monthly_budget_usd: "Spend this month",
 };
 
-/** A share at or above which a limit counts as near (within 20% of it). */
-export const NEAR = 0.8;
+/** A limit counts as near when at most this share of it remains (within 20%). */
+export const NEAR = 0.2;
 
-/** One limit of one key, with how full it is (0..1, capped). */
+/** One limit of one key, with how full it is. */
 export interface LimitState extends LimitUse {
-  name: string;
+  name: LimitField;
   label: string;
-  fraction: number;
+  /** Committed share of the limit, 0..1. */
+  usedShare: number;
+  /** Committed and held share, 0..1: what the next request is measured against. */
+  takenShare: number;
   money: boolean;
+  near: boolean;
 }
 
-/** The key's limits in display order; empty when it has none or the gateway reports none. */
+const share = (part: number, whole: number) =>
+  whole > 0 ? Math.min(1, Math.max(0, part / whole)) : 1;
+
+/** The key's limits in display order; empty when it has none. */
 export function limitStates(k: Pick<KeyView, "limits">): LimitState[] {
-  const order = Object.keys(LIMIT_LABELS);
-  return Object.entries(k.limits ?? {})
-    .sort(([a], [b]) => (order.indexOf(a) >>> 0) - (order.indexOf(b) >>> 0) || (a < b ? -1 : 1))
-    .map(([name, l]) => ({
+  const out: LimitState[] = [];
+  for (const name of LIMIT_FIELDS) {
+    const l = k.limits?.[name];
+    if (!l) continue;
+    out.push({
       ...l,
       name,
-      label: LIMIT_LABELS[name] ?? name,
-      fraction: l.limit > 0 ? Math.min(1, Math.max(0, l.used / l.limit)) : 1,
+      label: LIMIT_LABELS[name],
+      usedShare: share(l.used, l.limit),
+      takenShare: share(l.limit - l.remaining, l.limit),
       money: name.endsWith("_usd"),
-    }));
+      near: l.remaining <= l.limit * NEAR,
+    });
+  }
+  return out;
 }
 
-/** Keys with a limit at 80% or more, fullest first. */
-export function nearLimits(keys: readonly KeyView[]): { key: KeyView; limit: LimitState }[] {
+/** Keys with a limit within 20% of being reached, fullest first. */
+export function nearLimits(
+  keys: readonly KeyView[],
+): { key: KeyView; limit: LimitState }[] {
   const out: { key: KeyView; limit: LimitState }[] = [];
   for (const key of keys) {
-    for (const limit of limitStates(key)) if (limit.fraction >= NEAR) out.push({ key, limit });
+    for (const limit of limitStates(key)) {
+      if (limit.near) out.push({ key, limit });
+    }
   }
-  return out.sort((a, b) => b.limit.fraction - a.limit.fraction);
-}
-
-/** True when the gateway reports limits at all (the governance API is present). */
-export function reportsLimits(keys: readonly KeyView[]): boolean {
-  return keys.some((k) => k.limits !== undefined);
+  return out.sort((a, b) => b.limit.takenShare - a.limit.takenShare);
 }

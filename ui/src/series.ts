@@ -4,7 +4,7 @@
  * Pure functions; the same tables feed the charts, their data tables and
  * the CSV export, so all three always show the same numbers.
  */
-import type { Buckets, DailyReport, ModelStats, PeriodTotals, Priced } from "./types.ts";
+import type { Buckets, DailyReport, ModelStats, PeriodTotals } from "./types.ts";
 
 /** A token bucket. */
 export type Bucket = keyof Buckets;
@@ -69,32 +69,61 @@ export function tokensByModel(
   return { x: dates, series: capSeries(series, dates.length) };
 }
 
+/** A sum of dollars rounded to micro-dollars (the gateway's unit), so float noise never shows. */
+const micro = (n: number) => Math.round(n * 1e6) / 1e6;
+
 /**
- * Cost per day, or null when the gateway reports no cost at all (no
- * `cost_usd` field). A null cost (nothing priced) counts as no priced cost.
+ * Cost per day, one series per model (largest first), and how many requests
+ * in the range had no price. A model without a price adds nothing.
  */
-export function costPerDay(
-  perDay: ReadonlyMap<string, Priced>,
+export function costByModel(
+  perDay: ReadonlyMap<string, Record<string, ModelStats>>,
   dates: string[],
-): { table: SeriesTable; unpriced: number } | null {
-  let reported = false;
+): { table: SeriesTable; unpriced: number } {
+  const models = new Map<string, number[]>();
   let unpriced = 0;
-  const values = dates.map((d) => {
-    const p = perDay.get(d);
-    if (p && "cost_usd" in p) reported = true;
-    unpriced += p?.unpriced_requests ?? 0;
-    return p?.cost_usd ?? 0;
+  dates.forEach((date, i) => {
+    for (const [model, stats] of Object.entries(perDay.get(date) ?? {})) {
+      unpriced += stats.unpriced_requests;
+      if (stats.cost_usd === null) continue;
+      let v = models.get(model);
+      if (!v) models.set(model, v = new Array<number>(dates.length).fill(0));
+      v[i] += stats.cost_usd;
+    }
   });
-  if (!reported) return null;
-  return { table: { x: dates, series: [{ label: "Cost (USD)", values }] }, unpriced };
+  const series = [...models].map(([label, values]) => ({ label, values }));
+  const capped = capSeries(series, dates.length);
+  return {
+    table: { x: dates, series: capped.map((s) => ({ ...s, values: s.values.map(micro) })) },
+    unpriced,
+  };
 }
 
-/** Tokens per day of each chosen key, for comparing keys on one chart. */
+/** Tokens per day, one series per chosen bucket (cache reads and writes apart from the rest). */
+export function tokensByBucket(
+  perDay: ReadonlyMap<string, Buckets>,
+  dates: string[],
+  on: ReadonlySet<Bucket>,
+): SeriesTable {
+  return {
+    x: dates,
+    series: BUCKETS.filter((b) => on.has(b.id)).map((b) => ({
+      label: b.label,
+      values: dates.map((d) => perDay.get(d)?.[b.id] ?? 0),
+    })),
+  };
+}
+
+/** What a key comparison adds up: tokens of the chosen buckets, or dollars. */
+export type Measure = "tokens" | "cost";
+
+/** Tokens (or cost) per day of each chosen key, for comparing keys on one chart. */
 export function compareKeys(
   days: DailyReport["days"],
   dates: string[],
   keys: readonly { id: string; name: string }[],
   on: ReadonlySet<Bucket>,
+  measure: Measure = "tokens",
 ): SeriesTable {
   const index = new Map(dates.map((d, i) => [d, i]));
   const series = keys.map((k) => ({
@@ -106,7 +135,10 @@ export function compareKeys(
     if (i === undefined) continue;
     for (const entry of day.keys) {
       const at = keys.findIndex((k) => k.id === entry.id);
-      if (at >= 0) series[at].values[i] += tokensOf(entry, on);
+      if (at < 0) continue;
+      series[at].values[i] = measure === "cost"
+        ? micro(series[at].values[i] + (entry.cost_usd ?? 0))
+        : series[at].values[i] + tokensOf(entry, on);
     }
   }
   return { x: dates, series };
@@ -133,6 +165,19 @@ export function requestsPerHour(
     x: HOURS.map((h) => `${date} ${h}:00`),
     series: [{ label: "Requests", values: requests }, { label: "Failed", values: failed }],
   };
+}
+
+/**
+ * A colour slot per model, in order of all their tokens over the dates, so
+ * a model keeps its colour in every chart and whatever buckets are shown.
+ */
+export function modelColors(
+  perDay: ReadonlyMap<string, Record<string, ModelStats>>,
+  dates: string[],
+): (label: string) => number | undefined {
+  const order = tokensByModel(perDay, dates, new Set(BUCKETS.map((b) => b.id))).series;
+  const slots = new Map(order.map((s, i) => [s.label, i]));
+  return (label) => slots.get(label);
 }
 
 /** Sum of each series (for legends and totals rows). */

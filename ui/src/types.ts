@@ -1,7 +1,7 @@
 /**
- * The admin API's responses, as far as the dashboard reads them. Fields the
- * per-key governance API adds (cost, limits, expiry, the request log) are
- * optional: the page shows them when the gateway returns them.
+ * The admin API's responses, as far as the dashboard reads them
+ * (`lib/admin/schemas.ts` is the source of truth; `GET /openapi.json`
+ * describes them).
  */
 
 /** The four token buckets. */
@@ -12,11 +12,12 @@ export interface Buckets {
   output: number;
 }
 
-/** Priced usage, when the gateway knows prices. */
+/** What usage cost, at `models.json` prices. */
 export interface Priced {
   /** USD; null when none of the usage had a price. */
-  cost_usd?: number | null;
-  unpriced_requests?: number;
+  cost_usd: number | null;
+  /** Requests whose model had no price: their tokens count, their cost is unknown. */
+  unpriced_requests: number;
 }
 
 /** One model's figures in a report. */
@@ -62,23 +63,50 @@ export interface HourlyReport {
   hours: (PeriodTotals & { hour: string })[];
 }
 
-/** One limit's consumption. */
+/** One limit's standing (money in USD). */
 export interface LimitUse {
   limit: number;
+  /** Committed in the current window. */
   used: number;
+  /** Held by requests in flight (their worst case). */
+  reserved: number;
   remaining: number;
+  /** When the window starts over; null for `max_concurrent`. */
   resets_at: string | null;
 }
 
-/** A key as `GET /admin/keys` lists it. */
-export interface KeyView extends Priced {
+/** The limits a key can have; each is also a field of the key view (null: not set). */
+export const LIMIT_FIELDS = [
+  "rpm",
+  "tpm",
+  "max_concurrent",
+  "daily_token_quota",
+  "monthly_token_quota",
+  "daily_budget_usd",
+  "monthly_budget_usd",
+] as const;
+
+/** A limit's name. */
+export type LimitField = typeof LIMIT_FIELDS[number];
+
+/** A key as `GET /admin/keys` lists it (never the secret). */
+export interface KeyView extends Priced, Record<LimitField, number | null> {
   id: string;
+  /** The secret, masked. */
   key: string;
   name: string;
   enabled: boolean;
   created: string;
   allowed_providers: string[] | null;
-  source?: string;
+  allowed_models: string[] | null;
+  expires_at: string | null;
+  expired: boolean;
+  metadata: Record<string, string> | null;
+  /** After a rotation with grace: until when the old secret still works. */
+  previous_key_valid_until: string | null;
+  /** Each limit that is set, with its standing. */
+  limits?: Partial<Record<LimitField, LimitUse>>;
+  source: string;
   total_input: number;
   total_output: number;
   total_requests: number;
@@ -88,25 +116,25 @@ export interface KeyView extends Priced {
   cache_write: number;
   failed: number;
   incomplete: number;
-  expired?: boolean;
-  expires_at?: string | null;
-  allowed_models?: string[] | null;
-  metadata?: Record<string, string> | null;
-  limits?: Record<string, LimitUse>;
 }
 
 /** `POST /admin/keys` and `POST /admin/keys/{id}/rotate` */
 export interface KeyWithSecret extends KeyView {
   api_key: string;
-  previous_key_valid_until?: string | null;
 }
+
+/** `PATCH /admin/keys/{id}`: the fields to change; null clears one. */
+export type KeyChanges = Partial<
+  & Pick<KeyView, "name" | "allowed_providers" | "allowed_models" | "expires_at" | "metadata">
+  & Record<LimitField, number | null>
+>;
 
 /** `GET /admin/keys/{id}/usage` */
 export interface KeyUsageReport {
   id: string;
   name: string;
   enabled: boolean;
-  usage: {
+  usage: Priced & {
     total_input: number;
     total_output: number;
     total_requests: number;
@@ -154,7 +182,8 @@ export interface RequestEntry {
   key_id: string;
   key_name: string;
   model: string;
-  provider: string;
+  /** The provider that served or last failed it; null when refused before one was chosen. */
+  provider: string | null;
   endpoint: string;
   stream: boolean;
   status: number;

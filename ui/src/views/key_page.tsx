@@ -1,7 +1,8 @@
 /**
- * One key: its figures, limits (when reported), its own charts, and the
- * actions on it: disable/enable, rotate (with a grace period where the
- * gateway offers one), delete with confirmation.
+ * One key: its settings and all-time figures, each limit's standing, its
+ * own tokens, cost and requests over time, and the actions on it: edit
+ * (limits, allowlists, expiry, labels), disable/enable, rotate with a grace
+ * period, delete with confirmation.
  */
 import { useMemo, useState } from "preact/hooks";
 import type { Session } from "../app.tsx";
@@ -15,14 +16,19 @@ import {
   LimitBar,
   SecretDialog,
   Stat,
+  UnpricedNote,
   useLoad,
 } from "../components.tsx";
 import { addDays, datesBetween, isDate } from "../dates.ts";
-import { int, time, usd } from "../format.ts";
+import { compact, costText, int, time, usd } from "../format.ts";
 import { limitStates } from "../limits.ts";
 import { allBuckets, BucketToggles, type Range, RangePicker } from "../pickers.tsx";
-import { requestsPerHour, tokensByModel } from "../series.ts";
+import { costByModel, modelColors, requestsPerHour, tokensByModel } from "../series.ts";
 import type { KeyUsageReport, KeyView, KeyWithSecret } from "../types.ts";
+import { KeyEdit } from "./key_edit.tsx";
+
+/** The longest grace period the admin API accepts (30 days). */
+const MAX_GRACE_S = 30 * 86_400;
 
 type Action = "disable" | "enable" | "rotate" | "delete";
 
@@ -44,20 +50,24 @@ export function KeyPage(props: { s: Session; id: string }) {
   const [grace, setGrace] = useState("0");
   const [rotated, setRotated] = useState<KeyWithSecret>();
   const [deleted, setDeleted] = useState(false);
+  const [editing, setEditing] = useState(false);
+  const [saved, setSaved] = useState("");
 
   const k = key.data;
   const u = usage.data?.usage;
   const dates = useMemo(() => datesBetween(range.from, range.to), [range]);
-  const tokens = useMemo(
-    () =>
-      u &&
-      tokensByModel(
-        new Map(Object.entries(u.daily).map(([d, s]) => [d, s.by_model])),
-        dates,
-        buckets,
-      ),
-    [u, dates, buckets],
+  const perDay = useMemo(
+    () => new Map(Object.entries(u?.daily ?? {}).map(([d, s]) => [d, s.by_model])),
+    [u],
   );
+  const tokens = useMemo(() => u && tokensByModel(perDay, dates, buckets), [
+    u,
+    perDay,
+    dates,
+    buckets,
+  ]);
+  const cost = useMemo(() => u && costByModel(perDay, dates), [u, perDay, dates]);
+  const colorOf = useMemo(() => modelColors(perDay, dates), [perDay, dates]);
   const hours = useMemo(
     () =>
       u &&
@@ -67,9 +77,6 @@ export function KeyPage(props: { s: Session; id: string }) {
       ),
     [u, hourDay],
   );
-  // Rotation with a grace period comes with the governance fields of the key view.
-  const governed = k !== undefined && "limits" in k;
-
   const run = async () => {
     if (!action) return;
     setBusy(true);
@@ -79,8 +86,14 @@ export function KeyPage(props: { s: Session; id: string }) {
         await api.delete(path);
         setDeleted(true);
       } else if (action === "rotate") {
-        const body = governed && Number(grace) > 0 ? { grace_seconds: Number(grace) } : undefined;
-        setRotated(await api.post<KeyWithSecret>(`${path}/rotate`, body));
+        // The API checks the value; text that is no number is sent as typed, for it to refuse.
+        const typed = grace.trim();
+        const n = typed === "" ? 0 : Number(typed);
+        setRotated(
+          await api.post<KeyWithSecret>(`${path}/rotate`, {
+            grace_seconds: Number.isFinite(n) ? n : typed,
+          }),
+        );
         key.reload();
       } else {
         await api.post(`${path}/${action}`);
@@ -121,6 +134,16 @@ export function KeyPage(props: { s: Session; id: string }) {
       <div class="toolbar actions">
         <button
           type="button"
+          disabled={!k || editing}
+          onClick={() => {
+            setSaved("");
+            setEditing(true);
+          }}
+        >
+          Edit
+        </button>
+        <button
+          type="button"
           disabled={!k}
           onClick={() => setAction(k?.enabled ? "disable" : "enable")}
         >
@@ -130,7 +153,23 @@ export function KeyPage(props: { s: Session; id: string }) {
         <button type="button" class="danger" disabled={!k} onClick={() => setAction("delete")}>
           Delete
         </button>
+        <a href={`#/requests/${encodeURIComponent(props.id)}`}>Its requests</a>
+        <span class="hint" role="status">{saved}</span>
       </div>
+      {editing && k && (
+        <KeyEdit
+          api={api}
+          view={k}
+          path={path}
+          timeZone={timeZone}
+          onCancel={() => setEditing(false)}
+          onSaved={() => {
+            setEditing(false);
+            setSaved("Saved.");
+            key.reload();
+          }}
+        />
+      )}
       <div class="grid two">
         <Card title="Key">
           <dl class="facts">
@@ -141,31 +180,36 @@ export function KeyPage(props: { s: Session; id: string }) {
             <dt>Key</dt>
             <dd>
               <code>{k?.key ?? "\u00a0"}</code>
+              {k?.previous_key_valid_until && (
+                <span class="muted previous-key" data-testid="previous-key">
+                  (the old secret works until {time(k.previous_key_valid_until, timeZone)})
+                </span>
+              )}
             </dd>
             <dt>Created</dt>
             <dd>{k ? time(k.created, timeZone) : "\u00a0"}</dd>
             <dt>Last used</dt>
             <dd>{k ? time(k.last_used, timeZone) : "\u00a0"}</dd>
+            <dt>Expires</dt>
+            <dd>{k ? (k.expires_at ? time(k.expires_at, timeZone) : "never") : "\u00a0"}</dd>
             <dt>Providers</dt>
             <dd>{k ? (k.allowed_providers?.join(", ") || "every provider") : "\u00a0"}</dd>
-            {k && "allowed_models" in k && (
-              <>
-                <dt>Models</dt>
-                <dd>{k.allowed_models?.join(", ") || "every model"}</dd>
-              </>
-            )}
-            {k && "expires_at" in k && (
-              <>
-                <dt>Expires</dt>
-                <dd>{k.expires_at ? time(k.expires_at, timeZone) : "never"}</dd>
-              </>
-            )}
-            {k?.metadata && Object.entries(k.metadata).map(([mk, mv]) => (
-              <>
-                <dt key={`k-${mk}`}>{mk}</dt>
-                <dd key={`v-${mk}`}>{mv}</dd>
-              </>
-            ))}
+            <dt>Models</dt>
+            <dd>{k ? (k.allowed_models?.join(", ") || "every model") : "\u00a0"}</dd>
+            <dt>Labels</dt>
+            <dd data-testid="key-labels">
+              {k
+                ? (Object.keys(k.metadata ?? {}).length === 0 ? "none" : (
+                  <ul class="labels">
+                    {Object.entries(k.metadata ?? {}).map(([mk, mv]) => (
+                      <li key={mk}>
+                        <span class="muted">{mk}:</span> {mv}
+                      </li>
+                    ))}
+                  </ul>
+                ))
+                : "\u00a0"}
+            </dd>
           </dl>
         </Card>
         <Card title="All time">
@@ -181,21 +225,29 @@ export function KeyPage(props: { s: Session; id: string }) {
             <Stat id="cache_write" label="Cache write" value={k && int(k.cache_write)} />
             <Stat id="output" label="Output" value={k && int(k.total_output)} />
             <Stat id="failed" label="Failed" value={k && int(k.failed)} />
-            {k && "cost_usd" in k && (
-              <Stat
-                id="cost"
-                label="Cost"
-                value={typeof k.cost_usd === "number" ? usd(k.cost_usd) : "no priced usage"}
-              />
-            )}
+            <Stat
+              id="cost"
+              label="Cost"
+              value={k && costText(k).text}
+              hint={k && costText(k).note}
+            />
           </div>
         </Card>
       </div>
-      {limits.length > 0 && (
-        <Card title="Limits" wide>
-          <div class="limits wide">{limits.map((l) => <LimitBar limit={l} key={l.name} />)}</div>
-        </Card>
-      )}
+      <Card title="Limits" wide>
+        {/* Room for one row of bars while loading, so the page below does not move. */}
+        <div class="limits-body">
+          {k && limits.length === 0
+            ? <p class="empty">No limits: edit the key to set some.</p>
+            : (
+              <div class="limits wide" data-testid="key-limits">
+                {limits.map((l) => (
+                  <LimitBar limit={l} key={l.name} timeZone={timeZone} today={today} />
+                ))}
+              </div>
+            )}
+        </div>
+      </Card>
       <div class="toolbar">
         <RangePicker today={today} value={range} onChange={setRange} />
         <BucketToggles value={buckets} onChange={setBuckets} />
@@ -209,7 +261,22 @@ export function KeyPage(props: { s: Session; id: string }) {
         exact={int}
         xName="date"
         csvName={`key-${props.id}-tokens_${range.from}_${range.to}.csv`}
+        colorOf={colorOf}
         empty="No tokens in this range for the chosen buckets."
+      />
+      <ChartCard
+        title="Cost per day by model"
+        testId="key-chart-cost"
+        kind="stacked"
+        table={cost?.table}
+        format={(n) => `$${compact(n)}`}
+        exact={usd}
+        integer={false}
+        xName="date"
+        csvName={`key-${props.id}-cost_${range.from}_${range.to}.csv`}
+        colorOf={colorOf}
+        empty="No priced usage in this range."
+        note={<UnpricedNote n={cost?.unpriced} />}
       />
       <ChartCard
         title="Requests per hour"
@@ -264,22 +331,19 @@ export function KeyPage(props: { s: Session; id: string }) {
           {action === "rotate" && (
             <>
               <p>
-                The key gets a new secret, shown once. {governed
-                  ? "The old secret keeps working for the grace period, then stops."
-                  : "The old secret stops working at once."}
+                The key gets a new secret, shown once. The old secret keeps working for the grace
+                period (so clients can move over), then stops; 0 stops it at once.
               </p>
-              {governed && (
-                <label>
-                  Grace period (seconds)
-                  <input
-                    type="number"
-                    min={0}
-                    max={2_592_000}
-                    value={grace}
-                    onInput={(e) => setGrace(e.currentTarget.value)}
-                  />
-                </label>
-              )}
+              <label>
+                Grace period (seconds)
+                <input
+                  inputMode="numeric"
+                  autocomplete="off"
+                  value={grace}
+                  onInput={(e) => setGrace(e.currentTarget.value)}
+                />
+              </label>
+              <p class="hint">Up to {int(MAX_GRACE_S)} (30 days). 3600 is an hour.</p>
             </>
           )}
         </ConfirmDialog>

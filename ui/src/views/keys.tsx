@@ -1,7 +1,7 @@
 /**
- * Keys: every key with its status, requests, tokens, cost and limit use
- * (when the gateway reports them), last use and expiry; sortable and
- * filterable; creating a key shows its secret once.
+ * Keys: every key with its status, requests, tokens, cost, each limit's
+ * standing and reset time, last use and expiry; sortable and filterable;
+ * creating a key shows its secret once.
  */
 import { useState } from "preact/hooks";
 import type { Session } from "../app.tsx";
@@ -17,8 +17,8 @@ import {
   SecretDialog,
   useLoad,
 } from "../components.tsx";
-import { int, time, usd } from "../format.ts";
-import { limitStates, reportsLimits } from "../limits.ts";
+import { costText, int, time } from "../format.ts";
+import { limitStates } from "../limits.ts";
 import type { KeyView, KeyWithSecret, ModelsStatus } from "../types.ts";
 import { ApiError } from "../api.ts";
 
@@ -137,15 +137,12 @@ function CreateKey(props: { api: Api; onDone: (created: boolean) => void }) {
 
 /** The keys view. */
 export function Keys(props: { s: Session }) {
-  const { api, timeZone } = props.s;
+  const { api, timeZone, today } = props.s;
   const keys = useLoad(() => api.get<{ keys: KeyView[] }>("/admin/keys"), [api]);
   const [filter, setFilter] = useState("");
   const [status, setStatus] = useState("all");
   const [creating, setCreating] = useState(false);
   const list = keys.data?.keys ?? [];
-  const costReported = list.some((k) => "cost_usd" in k);
-  const limitsReported = reportsLimits(list);
-  const expiryReported = list.some((k) => "expires_at" in k);
   const needle = filter.trim().toLowerCase();
   const rows = list.filter((k) =>
     (status === "all" || statusOf(k) === status) &&
@@ -180,49 +177,54 @@ export function Keys(props: { s: Session }) {
       sort: (k) => k.total_input + k.total_output,
       cell: (k) => int(k.total_input + k.total_output),
     },
-  ];
-  if (costReported) {
-    columns.push({
+    {
       id: "cost",
       label: "Cost",
       numeric: true,
-      sort: (k) => k.cost_usd ?? null,
-      cell: (k) => (typeof k.cost_usd === "number" ? usd(k.cost_usd) : "no price"),
-    });
-  }
-  if (limitsReported) {
-    columns.push({
+      sort: (k) => k.cost_usd,
+      cell: (k) => {
+        const c = costText(k);
+        return (
+          <>
+            {c.text}
+            {c.note && <div class="muted small">{c.note}</div>}
+          </>
+        );
+      },
+    },
+    {
       id: "limits",
       label: "Limits",
-      sort: (k) => Math.max(0, ...limitStates(k).map((l) => l.fraction)),
+      sort: (k) => Math.max(0, ...limitStates(k).map((l) => l.takenShare)),
       cell: (k) => {
         const ls = limitStates(k);
-        return ls.length === 0
-          ? <span class="muted">none</span>
-          : <div class="limits">{ls.map((l) => <LimitBar limit={l} key={l.name} />)}</div>;
+        return ls.length === 0 ? <span class="muted">none</span> : (
+          <div class="limits">
+            {ls.map((l) => <LimitBar limit={l} key={l.name} timeZone={timeZone} today={today} />)}
+          </div>
+        );
       },
-    });
-  }
-  columns.push({
-    id: "last_used",
-    label: "Last used",
-    sort: (k) => k.last_used ?? "",
-    cell: (k) => time(k.last_used, timeZone),
-  });
-  if (expiryReported) {
-    columns.push({
+    },
+    {
+      id: "last_used",
+      label: "Last used",
+      sort: (k) => k.last_used ?? "",
+      cell: (k) => time(k.last_used, timeZone),
+    },
+    {
       id: "expires",
       label: "Expires",
+      // Keys that never expire sort after every date.
       sort: (k) => k.expires_at ?? "~",
       cell: (k) => (k.expires_at ? time(k.expires_at, timeZone) : "never"),
-    });
-  }
-  columns.push({
-    id: "created",
-    label: "Created",
-    sort: (k) => k.created,
-    cell: (k) => time(k.created, timeZone),
-  });
+    },
+    {
+      id: "created",
+      label: "Created",
+      sort: (k) => k.created,
+      cell: (k) => time(k.created, timeZone),
+    },
+  ];
 
   return (
     <div class="view">

@@ -7,9 +7,21 @@ import type { Session } from "../app.tsx";
 import { query } from "../api.ts";
 import { Card, DataTable, ErrorNote, LimitBar, Stat, useLoad } from "../components.tsx";
 import { monthStart } from "../dates.ts";
-import { int, pct, usd } from "../format.ts";
-import { nearLimits, reportsLimits } from "../limits.ts";
-import type { DailyReport, KeyView, ModelStats } from "../types.ts";
+import { costText, int, pct } from "../format.ts";
+import { nearLimits } from "../limits.ts";
+import type { DailyReport, KeyView, Priced } from "../types.ts";
+
+const NO_COST: Priced = { cost_usd: null, unpriced_requests: 0 };
+
+/** Two costs added up (null only while neither has a priced part), in micro-dollars' precision. */
+function addCost(a: Priced, b: Priced): Priced {
+  return {
+    cost_usd: a.cost_usd === null && b.cost_usd === null
+      ? null
+      : Math.round(((a.cost_usd ?? 0) + (b.cost_usd ?? 0)) * 1e6) / 1e6,
+    unpriced_requests: a.unpriced_requests + b.unpriced_requests,
+  };
+}
 
 /** Figures of a period, summed from daily report rows. */
 interface Figures {
@@ -19,8 +31,7 @@ interface Figures {
   cache_read: number;
   cache_write: number;
   output: number;
-  cost: number | null;
-  costReported: boolean;
+  cost: Priced;
 }
 
 function figures(days: DailyReport["days"]): Figures {
@@ -31,8 +42,7 @@ function figures(days: DailyReport["days"]): Figures {
     cache_read: 0,
     cache_write: 0,
     output: 0,
-    cost: null,
-    costReported: false,
+    cost: NO_COST,
   };
   for (const d of days) {
     f.requests += d.total_requests;
@@ -41,8 +51,7 @@ function figures(days: DailyReport["days"]): Figures {
     f.cache_read += d.cache_read;
     f.cache_write += d.cache_write;
     f.output += d.total_output;
-    if ("cost_usd" in d) f.costReported = true;
-    if (typeof d.cost_usd === "number") f.cost = (f.cost ?? 0) + d.cost_usd;
+    f.cost = addCost(f.cost, d);
   }
   return f;
 }
@@ -65,13 +74,12 @@ function Period(props: { title: string; id: string; f?: Figures }) {
           value={f && pct(f.failed, f.requests)}
           hint={f && `${int(f.failed)} failed`}
         />
-        {f?.costReported && (
-          <Stat
-            id="cost"
-            label="Cost"
-            value={f.cost === null ? "no priced usage" : usd(f.cost)}
-          />
-        )}
+        <Stat
+          id="cost"
+          label="Cost"
+          value={f && costText(f.cost).text}
+          hint={f && costText(f.cost).note}
+        />
       </div>
     </Card>
   );
@@ -82,12 +90,19 @@ interface KeyRow {
   name: string;
   requests: number;
   tokens: number;
-  cost?: number | null;
+  cost: Priced;
+}
+
+interface ModelRow {
+  model: string;
+  requests: number;
+  tokens: number;
+  cost: Priced;
 }
 
 /** The overview view. */
 export function Overview(props: { s: Session }) {
-  const { api, today } = props.s;
+  const { api, today, timeZone } = props.s;
   const month = useLoad(
     () =>
       api.get<DailyReport>(`/admin/usage/daily${query({ from: monthStart(today), to: today })}`),
@@ -99,32 +114,26 @@ export function Overview(props: { s: Session }) {
   const monthF = days && figures(days);
 
   const byKey = new Map<string, KeyRow>();
-  const byModel = new Map<string, ModelStats & { cost?: number | null }>();
-  let costReported = false;
+  const byModel = new Map<string, ModelRow>();
   for (const d of days ?? []) {
     for (const k of d.keys) {
-      const row = byKey.get(k.id) ?? { id: k.id, name: k.name, requests: 0, tokens: 0 };
+      const row = byKey.get(k.id) ??
+        { id: k.id, name: k.name, requests: 0, tokens: 0, cost: NO_COST };
       row.requests += k.requests;
       row.tokens += k.input + k.output;
-      if ("cost_usd" in k) {
-        costReported = true;
-        row.cost = (row.cost ?? 0) + (k.cost_usd ?? 0);
-      }
+      row.cost = addCost(row.cost, k);
       byKey.set(k.id, row);
     }
-    for (const [m, st] of Object.entries(d.by_model)) {
-      const cur = byModel.get(m);
-      if (!cur) byModel.set(m, { ...st, cost: st.cost_usd });
-      else {
-        cur.total += st.total;
-        cur.requests += st.requests;
-        cur.failed += st.failed;
-        if (typeof st.cost_usd === "number") cur.cost = (cur.cost ?? 0) + st.cost_usd;
-      }
+    for (const [model, st] of Object.entries(d.by_model)) {
+      const row = byModel.get(model) ?? { model, requests: 0, tokens: 0, cost: NO_COST };
+      row.requests += st.requests;
+      row.tokens += st.total;
+      row.cost = addCost(row.cost, st);
+      byModel.set(model, row);
     }
   }
   const topKeys = [...byKey.values()].sort((a, b) => b.tokens - a.tokens).slice(0, 5);
-  const topModels = [...byModel].sort((a, b) => b[1].total - a[1].total).slice(0, 5);
+  const topModels = [...byModel.values()].sort((a, b) => b.tokens - a.tokens).slice(0, 5);
   const keyList = keys.data?.keys ?? [];
   const near = nearLimits(keyList);
   const loading = month.loading && !days;
@@ -155,14 +164,7 @@ export function Overview(props: { s: Session }) {
               },
               { id: "requests", label: "Requests", numeric: true, cell: (r) => int(r.requests) },
               { id: "tokens", label: "Tokens", numeric: true, cell: (r) => int(r.tokens) },
-              ...(costReported
-                ? [{
-                  id: "cost",
-                  label: "Cost",
-                  numeric: true,
-                  cell: (r: KeyRow) => (r.cost === undefined ? "" : usd(r.cost ?? 0)),
-                }]
-                : []),
+              { id: "cost", label: "Cost", numeric: true, cell: (r) => costText(r.cost).text },
             ]}
           />
         </Card>
@@ -173,46 +175,31 @@ export function Overview(props: { s: Session }) {
             loading={loading}
             reserve={5}
             rows={topModels}
-            rowKey={(r) => r[0]}
+            rowKey={(r) => r.model}
             empty="No usage this month."
             columns={[
-              { id: "model", label: "Model", cell: (r) => r[0] },
-              {
-                id: "requests",
-                label: "Requests",
-                numeric: true,
-                cell: (r) => int(r[1].requests),
-              },
-              { id: "tokens", label: "Tokens", numeric: true, cell: (r) => int(r[1].total) },
-              ...(costReported
-                ? [{
-                  id: "cost",
-                  label: "Cost",
-                  numeric: true,
-                  cell: (r: [string, { cost?: number | null }]) =>
-                    typeof r[1].cost === "number" ? usd(r[1].cost) : "no price",
-                }]
-                : []),
+              { id: "model", label: "Model", cell: (r) => r.model },
+              { id: "requests", label: "Requests", numeric: true, cell: (r) => int(r.requests) },
+              { id: "tokens", label: "Tokens", numeric: true, cell: (r) => int(r.tokens) },
+              { id: "cost", label: "Cost", numeric: true, cell: (r) => costText(r.cost).text },
             ]}
           />
         </Card>
       </div>
-      {reportsLimits(keyList) && (
-        <Card title="Keys within 20% of a limit" wide>
-          {near.length === 0
-            ? <p class="empty">No key is within 20% of a limit.</p>
-            : (
-              <ul class="near-list" data-testid="near-limits">
-                {near.map(({ key, limit }) => (
-                  <li key={`${key.id}-${limit.name}`}>
-                    <a href={`#/keys/${encodeURIComponent(key.id)}`}>{key.name}</a>
-                    <LimitBar limit={limit} />
-                  </li>
-                ))}
-              </ul>
-            )}
-        </Card>
-      )}
+      <Card title="Keys within 20% of a limit" wide>
+        {keys.data && near.length === 0
+          ? <p class="empty" data-testid="near-none">No key is within 20% of a limit.</p>
+          : (
+            <ul class="near-list" data-testid="near-limits">
+              {near.map(({ key, limit }) => (
+                <li key={`${key.id}-${limit.name}`}>
+                  <a href={`#/keys/${encodeURIComponent(key.id)}`}>{key.name}</a>
+                  <LimitBar limit={limit} timeZone={timeZone} today={today} />
+                </li>
+              ))}
+            </ul>
+          )}
+      </Card>
     </div>
   );
 }

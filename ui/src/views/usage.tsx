@@ -1,18 +1,27 @@
 /**
- * Usage: tokens per day stacked by model (bucket toggles), cost per day
- * (when the gateway prices usage), requests per hour of a chosen day, and
- * several keys compared on one chart, over a range of the usage calendar.
- * Every chart exports what it shows as CSV.
+ * Usage: tokens per day stacked by model or by bucket (cache reads and
+ * writes apart; bucket toggles), cost per day by model, requests per hour of
+ * a chosen day, and several keys compared on one chart by tokens or cost,
+ * over a range of the usage calendar. Every chart exports what it shows as
+ * CSV.
  */
 import { useMemo, useState } from "preact/hooks";
 import type { Session } from "../app.tsx";
 import { query } from "../api.ts";
 import { ChartCard } from "../chart.tsx";
-import { ErrorNote, useLoad } from "../components.tsx";
+import { ErrorNote, UnpricedNote, useLoad } from "../components.tsx";
 import { addDays, datesBetween, isDate } from "../dates.ts";
 import { compact, int, usd } from "../format.ts";
 import { allBuckets, BucketToggles, type Range, RangePicker } from "../pickers.tsx";
-import { compareKeys, costPerDay, requestsPerHour, tokensByModel } from "../series.ts";
+import {
+  compareKeys,
+  costByModel,
+  type Measure,
+  modelColors,
+  requestsPerHour,
+  tokensByBucket,
+  tokensByModel,
+} from "../series.ts";
 import type { DailyReport, HourlyReport } from "../types.ts";
 
 /** The most keys compared on one chart. */
@@ -25,6 +34,8 @@ export function Usage(props: { s: Session }) {
   const [buckets, setBuckets] = useState(allBuckets);
   const [hourDay, setHourDay] = useState(today);
   const [picked, setPicked] = useState<string[] | null>(null);
+  const [groupBy, setGroupBy] = useState<"model" | "bucket">("model");
+  const [measure, setMeasure] = useState<Measure>("tokens");
 
   const daily = useLoad(
     () => api.get<DailyReport>(`/admin/usage/daily${query({ from: range.from, to: range.to })}`),
@@ -37,16 +48,36 @@ export function Usage(props: { s: Session }) {
 
   const dates = useMemo(() => datesBetween(range.from, range.to), [range]);
   const days = daily.data?.days;
-  const perDay = useMemo(() => new Map((days ?? []).map((d) => [d.date, d])), [days]);
+  const bucketsPerDay = useMemo(
+    () =>
+      new Map(
+        (days ?? []).map((d) => [d.date, {
+          input_uncached: d.input_uncached,
+          cache_read: d.cache_read,
+          cache_write: d.cache_write,
+          output: d.total_output,
+        }]),
+      ),
+    [days],
+  );
   const byModelPerDay = useMemo(
     () => new Map((days ?? []).map((d) => [d.date, d.by_model])),
     [days],
   );
   const tokens = useMemo(
-    () => days && tokensByModel(byModelPerDay, dates, buckets),
-    [byModelPerDay, dates, buckets, days],
+    () =>
+      days &&
+      (groupBy === "model"
+        ? tokensByModel(byModelPerDay, dates, buckets)
+        : tokensByBucket(bucketsPerDay, dates, buckets)),
+    [byModelPerDay, bucketsPerDay, dates, buckets, days, groupBy],
   );
-  const cost = useMemo(() => days && costPerDay(perDay, dates), [perDay, dates, days]);
+  const colorOf = useMemo(() => modelColors(byModelPerDay, dates), [byModelPerDay, dates]);
+  const cost = useMemo(() => days && costByModel(byModelPerDay, dates), [
+    byModelPerDay,
+    dates,
+    days,
+  ]);
 
   // Keys seen in the range, most tokens first; the top three are compared until the user picks.
   const keysInRange = useMemo(() => {
@@ -64,8 +95,14 @@ export function Usage(props: { s: Session }) {
   const compared = useMemo(
     () =>
       days &&
-      compareKeys(days, dates, keysInRange.filter((k) => chosen.includes(k.id)), buckets),
-    [days, dates, keysInRange, chosen.join(","), buckets],
+      compareKeys(
+        days,
+        dates,
+        keysInRange.filter((k) => chosen.includes(k.id)),
+        buckets,
+        measure,
+      ),
+    [days, dates, keysInRange, chosen.join(","), buckets, measure],
   );
   const hours = useMemo(
     () =>
@@ -90,32 +127,42 @@ export function Usage(props: { s: Session }) {
       </div>
       <ErrorNote error={daily.error} retry={daily.reload} />
       <ChartCard
-        title="Tokens per day by model"
+        title={`Tokens per day by ${groupBy === "model" ? "model" : "token bucket"}`}
         testId="chart-tokens"
         kind="stacked"
         table={tokens}
         xName="date"
-        csvName={`tokens-by-model_${span}.csv`}
+        csvName={`tokens-by-${groupBy}_${span}.csv`}
+        colorOf={groupBy === "model" ? colorOf : undefined}
         exact={int}
         empty="No tokens in this range for the chosen buckets."
+        controls={
+          <label class="inline">
+            By
+            <select
+              value={groupBy}
+              onChange={(e) => setGroupBy(e.currentTarget.value as "model" | "bucket")}
+            >
+              <option value="model">model</option>
+              <option value="bucket">token bucket</option>
+            </select>
+          </label>
+        }
       />
-      {cost && (
-        <ChartCard
-          title="Cost per day"
-          testId="chart-cost"
-          kind="bars"
-          table={cost.table}
-          format={(n) => `$${compact(n)}`}
-          exact={usd}
-          integer={false}
-          xName="date"
-          csvName={`cost_${span}.csv`}
-          empty="No priced usage in this range."
-          note={cost.unpriced > 0 && (
-            <p class="hint">{int(cost.unpriced)} requests used models without a price.</p>
-          )}
-        />
-      )}
+      <ChartCard
+        title="Cost per day by model"
+        testId="chart-cost"
+        kind="stacked"
+        table={cost?.table}
+        format={(n) => `$${compact(n)}`}
+        exact={usd}
+        integer={false}
+        xName="date"
+        csvName={`cost-by-model_${span}.csv`}
+        colorOf={colorOf}
+        empty="No priced usage in this range."
+        note={<UnpricedNote n={cost?.unpriced} />}
+      />
       <ChartCard
         title="Requests per hour"
         testId="chart-hourly"
@@ -139,39 +186,53 @@ export function Usage(props: { s: Session }) {
       />
       <ErrorNote error={hourly.error} retry={hourly.reload} />
       <ChartCard
-        title="Keys compared (tokens per day)"
+        title={`Keys compared (${measure} per day)`}
         testId="chart-compare"
         kind="lines"
         table={compared}
-        exact={int}
+        format={measure === "cost" ? (n) => `$${compact(n)}` : compact}
+        exact={measure === "cost" ? usd : int}
+        integer={measure !== "cost"}
         xName="date"
-        csvName={`keys-compared_${span}.csv`}
+        csvName={`keys-compared-${measure}_${span}.csv`}
         empty={keysInRange.length
           ? "Pick keys to compare."
           : "No key used the gateway in this range."}
         controls={
-          <details class="picker">
-            <summary>Keys ({chosen.length})</summary>
-            <fieldset>
-              <legend class="sr-only">Keys to compare</legend>
-              {keysInRange.map((k) => (
-                <label key={k.id}>
-                  <input
-                    type="checkbox"
-                    checked={chosen.includes(k.id)}
-                    disabled={!chosen.includes(k.id) && chosen.length >= MAX_COMPARE}
-                    onChange={(e) =>
-                      setPicked(
-                        e.currentTarget.checked
-                          ? [...chosen, k.id]
-                          : chosen.filter((c) => c !== k.id),
-                      )}
-                  />
-                  {k.name}
-                </label>
-              ))}
-            </fieldset>
-          </details>
+          <>
+            <label class="inline">
+              Compare
+              <select
+                value={measure}
+                onChange={(e) => setMeasure(e.currentTarget.value as Measure)}
+              >
+                <option value="tokens">tokens</option>
+                <option value="cost">cost</option>
+              </select>
+            </label>
+            <details class="picker">
+              <summary>Keys ({chosen.length})</summary>
+              <fieldset>
+                <legend class="sr-only">Keys to compare</legend>
+                {keysInRange.map((k) => (
+                  <label key={k.id}>
+                    <input
+                      type="checkbox"
+                      checked={chosen.includes(k.id)}
+                      disabled={!chosen.includes(k.id) && chosen.length >= MAX_COMPARE}
+                      onChange={(e) =>
+                        setPicked(
+                          e.currentTarget.checked
+                            ? [...chosen, k.id]
+                            : chosen.filter((c) => c !== k.id),
+                        )}
+                    />
+                    {k.name}
+                  </label>
+                ))}
+              </fieldset>
+            </details>
+          </>
         }
       />
     </div>
