@@ -611,7 +611,7 @@ Deno.test({
           await form.locator("#edit-rpm").fill("0");
           await form.getByRole("button", { name: "Save" }).click();
           const rpmError = form.locator('[data-field="rpm"] .field-error');
-          await rpmError.filter({ hasText: "Too small" }).waitFor();
+          await rpmError.filter({ hasText: "must be 1 or more" }).waitFor();
           assertEquals(await form.locator("#edit-rpm").getAttribute("aria-invalid"), "true");
           assertEquals((await api(`/admin/keys/${gw.keyId}`)).json.rpm, null);
           await shot(page, "desktop-key-edit");
