@@ -360,6 +360,13 @@ Deno.test("expiry, rotation with grace, and editing with PATCH", async () => {
     const bad = await admin(s.t.url, "PATCH", `/admin/keys/${k.id}`, { rpm: -1 });
     assertEquals(bad.status, 400);
     assertIncludes(bad.json.detail as string, "rpm");
+    assertEquals((bad.json.error as Record<string, unknown>).param, "rpm", "the field at fault");
+    const info = await admin(s.t.url, "GET", "/admin/info");
+    assertEquals([info.json.time_zone, info.json.today, info.json.month], [
+      "UTC",
+      "2026-11-30",
+      "2026-11",
+    ]);
 
     clock.set("2026-11-30T11:00:00Z");
     const expired = await claude(s, fresh);

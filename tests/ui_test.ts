@@ -417,7 +417,9 @@ Deno.test({
             .locator(".chart-note").textContent();
           assertEquals(
             note,
-            `${day.unpriced_requests} requests without a price (the model has none in models.json): not in the cost.`,
+            `${day.unpriced_requests} request${
+              day.unpriced_requests === 1 ? "" : "s"
+            } without a price (the model has none in models.json): not in the cost.`,
           );
 
           // Requests per hour of today add up to today's requests.

@@ -4,6 +4,7 @@
  * Every call needs the admin secret (`ADMIN_KEY`).
  */
 import type { Context } from "../context.ts";
+import { VERSION } from "../ops/health.ts";
 import type { Call, Handler } from "../http/call.ts";
 import type { RequestUrl } from "../http/request_url.ts";
 import { GatewayError } from "../http/errors.ts";
@@ -218,6 +219,18 @@ export async function hourlyReport(
     ...periodTotals(list, name),
   }));
   return jsonResponse(200, { date, time_zone: ctx.buckets.timeZone, hours });
+}
+
+/** `GET /admin/info`: the version, the usage calendar and the request log's retention. */
+export function adminInfo(_req: Request, ctx: Context): Response {
+  const today = ctx.buckets.today(ctx.clock.now());
+  return jsonResponse(200, {
+    version: VERSION,
+    time_zone: ctx.buckets.timeZone,
+    today,
+    month: today.slice(0, 7),
+    request_log_days: ctx.config.requestLogDays,
+  });
 }
 
 /** `GET /admin/models`: providers with key and health status, models, routing, config state. */

@@ -58,12 +58,17 @@ export function keyFields(k: KeyRecord, now: number) {
   };
 }
 
-/** The listing form of a key: fields, totals, and limit standings when given. */
-export function keyView(k: KeyRecord, now: number, t?: KeyTotals, standings?: Standing[]) {
+/** The listing form of a key: fields, totals and each limit's standing. */
+export function keyView(
+  k: KeyRecord,
+  now: number,
+  t: KeyTotals | undefined,
+  standings: Standing[],
+) {
   const c = t?.counters ?? zeroCounters();
   return {
     ...keyFields(k, now),
-    ...(standings ? { limits: limitsView(standings) } : {}),
+    limits: limitsView(standings),
     total_input: inputOf(c),
     total_output: c.output,
     total_requests: c.requests,

@@ -302,6 +302,12 @@ function openapiDocument() {
           parameters: [dateParam("date", "the day")],
         }),
       },
+      "/admin/info": {
+        get: adminOp(
+          "Version, the usage calendar (time zone, today) and request-log retention",
+          "AdminInfo",
+        ),
+      },
       "/admin/models": {
         get: adminOp("Providers with key and health status, models, routing", "ModelsStatus"),
       },

@@ -82,7 +82,12 @@ export const AdminError = named(
   "AdminError",
   z.object({
     detail: z.string(),
-    error: z.object({ message: z.string(), type: z.string(), code: z.string() }),
+    error: z.object({
+      message: z.string(),
+      type: z.string(),
+      code: z.string(),
+      param: z.string().optional().describe("the body field at fault (invalid_body)"),
+    }),
   }),
 );
 
@@ -175,9 +180,7 @@ export const KeyView = named(
     previous_key_valid_until: isoTime.nullable().describe(
       "after a rotation with grace: until when the old secret still works",
     ),
-    limits: LimitsView.optional().describe(
-      "each limit set, with its consumption (absent in create/list answers that do not read it)",
-    ),
+    limits: LimitsView.describe("each limit that is set, with its consumption"),
     source: z.enum(["gateway", "luna"]),
     total_input: count.describe("whole prompt: input_uncached + cache_read + cache_write"),
     total_output: count,
@@ -408,6 +411,18 @@ export const ModelsStatus = named(
       loaded_at: isoTime,
       last_reload_error: z.object({ message: z.string(), at: isoTime }).nullable(),
     }),
+  }),
+);
+
+/** `GET /admin/info`: what the dashboard and scripts need to read the other answers. */
+export const AdminInfo = named(
+  "AdminInfo",
+  z.object({
+    version: z.string(),
+    time_zone: z.string().describe("USAGE_TZ: the calendar of days, hours and months"),
+    today: z.string().describe("YYYY-MM-DD in time_zone"),
+    month: z.string().describe("YYYY-MM in time_zone"),
+    request_log_days: count.describe("days requests stay in the request log; 0: no request log"),
   }),
 );
 

@@ -18,8 +18,9 @@ import { CreateKeyBody, RotateKeyBody, UpdateKeyBody } from "./schemas.ts";
 
 /** Refused admin input: 400 (malformed or inconsistent) or 404 (no such key). */
 export class InvalidInput extends GatewayError {
-  constructor(status: 400 | 404, code: string, message: string) {
+  constructor(status: 400 | 404, code: string, message: string, param?: string) {
     super(status, code, message);
+    this.param = param;
   }
 }
 
@@ -107,7 +108,8 @@ function parseBody<T>(schema: z.ZodType<T>, raw: unknown, label: Label = asIs): 
   const issue = r.error.issues[0];
   const [field, ...within] = issue.path.map(String);
   const where = field === undefined ? "" : `${[label(field), ...within].join(".")}: `;
-  throw new InvalidInput(400, "invalid_body", `${where}${issue.message}`);
+  const param = field === undefined ? undefined : [field, ...within].join(".");
+  throw new InvalidInput(400, "invalid_body", `${where}${issue.message}`, param);
 }
 
 type KeyBody = z.infer<typeof UpdateKeyBody>;

@@ -83,8 +83,8 @@ export interface ApiFormat {
    * /v1/models`, unknown paths) asks for this format's shapes.
    */
   claims(req: Request): boolean;
-  /** An error response in this format's native shape. */
-  error(status: number, message: string, code?: string): Response;
+  /** An error response in this format's native shape (`param`: the request field at fault). */
+  error(status: number, message: string, code?: string, param?: string): Response;
   /** The bytes of a native SSE error event, sent when a stream must end early. */
   sseError(status: number, message: string): Uint8Array;
   /** Named zod schemas of the error body and the model list, for the OpenAPI document. */

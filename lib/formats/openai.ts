@@ -187,7 +187,7 @@ const ErrorBody = named(
     error: z.object({
       message: z.string(),
       type: z.string(),
-      param: z.null(),
+      param: z.string().nullable(),
       code: z.string().nullable(),
     }),
   }),
@@ -275,9 +275,9 @@ export const openai: ApiFormat = {
   // The default shape of shared routes: claimed by no request header.
   claims: () => false,
 
-  error(status, message, code) {
+  error(status, message, code, param) {
     return jsonResponse(status, {
-      error: { message, type: openaiErrorType(status), param: null, code: code ?? null },
+      error: { message, type: openaiErrorType(status), param: param ?? null, code: code ?? null },
     });
   },
 

@@ -8,19 +8,22 @@ import { jsonResponse } from "./json.ts";
 
 /** Renders a gateway error in one native shape. */
 export interface ErrorShape {
-  error(status: number, message: string, code?: string): Response;
+  error(status: number, message: string, code?: string, param?: string): Response;
 }
 
 /** The admin API's error shape: Luna's `detail` plus `error` with a machine-readable code. */
 export const ADMIN_SHAPE: ErrorShape = {
-  error(status, message, code = "error") {
-    return jsonResponse(status, { detail: message, error: { message, type: code, code } });
+  error(status, message, code = "error", param) {
+    return jsonResponse(status, {
+      detail: message,
+      error: { message, type: code, code, ...(param !== undefined ? { param } : {}) },
+    });
   },
 };
 
 /** Renders a gateway error in a shape, with its extra headers. */
 export function errorResponse(shape: ErrorShape, e: GatewayError): Response {
-  const res = shape.error(e.status, e.message, e.code);
+  const res = shape.error(e.status, e.message, e.code, e.param);
   for (const [k, v] of Object.entries(e.headers ?? {})) res.headers.set(k, v);
   return res;
 }

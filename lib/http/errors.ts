@@ -8,6 +8,8 @@ export class GatewayError extends Error {
   readonly status: number;
   readonly code: string;
   readonly headers?: Record<string, string>;
+  /** The request field at fault, when there is one (`rpm`, `metadata.team`). */
+  param?: string;
 
   constructor(status: number, code: string, message: string, headers?: Record<string, string>) {
     super(message);

@@ -44,6 +44,7 @@ export const ROUTES: Route[] = [
     ["GET", "/admin/usage/daily", admin.dailyReport],
     ["GET", "/admin/usage/hourly", admin.hourlyReport],
     ["GET", "/admin/models", admin.modelsStatus],
+    ["GET", "/admin/info", admin.adminInfo],
     ["GET", "/admin/requests", listRequests],
   ]),
   ...UI_ROUTES,
