@@ -216,7 +216,6 @@ class Gate {
       state.held.set(pid, structuredClone(this.held));
       const before = new Map([...state.use].map(([k, v]) => [k, { ...v }]));
       const results: [Op & { kind: "admit" }, Admitted][] = [];
-      const reservations: Reservation[] = [];
       for (const op of ops) {
         if (op.kind === "settle") settleInto(state, pid, op.reservation, op.used);
       }
@@ -231,7 +230,6 @@ class Gate {
           continue;
         }
         const r = admitInto(state, pid, op.limits, w, op.claim);
-        reservations.push(r);
         results.push([op, {
           ok: true,
           ticket: this.#ticket(r),
