@@ -39,7 +39,7 @@ const EnvSchema = z.object({
   MAX_RESPONSE_BYTES: int(1024).default(64 * MiB),
   BODY_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
   USAGE_FLUSH_MS: int(0, 10_000).default(100),
-  KEYS_REFRESH_MS: int(100, 3_600_000).default(2000),
+  KEYS_REFRESH_MS: int(50, 3_600_000).default(250),
   SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
   LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -67,7 +67,7 @@ export interface Config {
   bodyTimeoutMs: number;
   /** Window in which finished requests' usage is coalesced into one KV commit. */
   usageFlushMs: number;
-  /** How often the key cache checks KV for changes made by another process (the CLI). */
+  /** How often the key cache checks KV for changes made by another process (workers, the CLI). */
   keysRefreshMs: number;
   shutdownGraceMs: number;
   logFormat: "json" | "pretty";
