@@ -5,7 +5,8 @@
  * drain waits for every worker; whole lines and control lines in the
  * relayed output; one exposition from every worker's metrics.
  */
-import { assert, assertEquals, assertRejects } from "./support/assert.ts";
+import { assert, assertEquals, assertIncludes, assertRejects } from "./support/assert.ts";
+import { MAIN, runCommand } from "./support/process.ts";
 import { testConfig } from "./support/gateway.ts";
 import { delay } from "./support/wait.ts";
 import { loadConfig } from "../lib/config/env.ts";
@@ -177,4 +178,32 @@ Deno.test("supervisor: a crash loop backs off; stop drains every worker and retu
   await sup.stop();
   assertEquals(lines.at(-1)?.msg, "workers stopped");
   assert(!lines.some((l) => l.msg === "worker did not stop in time; killing it"));
+});
+
+Deno.test("WORKERS above 1: missing flags and a busy port are start-up errors naming the cause", async () => {
+  const dir = await Deno.makeTempDir();
+  const held = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const env = { WORKERS: "2", HOST: "127.0.0.1", PORT: "0", KV_PATH: `${dir}/gw.kv` };
+    const base = ["--unstable-kv", "--allow-net", "--allow-env", "--allow-read", "--allow-write"];
+    const start = (flags: string[], over: Record<string, string> = {}) =>
+      runCommand(Deno.execPath(), ["run", ...flags, MAIN, "serve"], {
+        env: { ...env, ...over },
+        timeoutMs: 30_000,
+      });
+    const noRun = await start(base);
+    assertEquals(noRun.code, 1);
+    assertIncludes(noRun.err, "WORKERS=2 needs --allow-run");
+    const noNet = await start([...base, "--allow-run"]);
+    assertEquals(noNet.code, 1);
+    assertIncludes(noNet.err, "WORKERS=2 needs --unstable-net");
+    const busy = await start([...base, "--allow-run", "--unstable-net"], {
+      PORT: String(held.addr.port),
+    });
+    assertEquals(busy.code, 1);
+    assertIncludes(busy.err, `PORT ${held.addr.port} is already in use`);
+  } finally {
+    held.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
