@@ -361,7 +361,7 @@ Deno.test({
   },
 });
 
-Deno.test("a killed worker is restarted; SIGHUP reloads models.json in every worker; workers stop when the supervisor is gone", async () => {
+Deno.test("a killed worker is restarted; models.json edits and SIGHUP reload every worker; workers stop when the supervisor is gone", async () => {
   const up = fakeUpstream(reply);
   const dir = await Deno.makeTempDir();
   const models = `${dir}/models.json`;
@@ -402,7 +402,17 @@ Deno.test("a killed worker is restarted; SIGHUP reloads models.json in every wor
       client.close();
     }
 
-    // SIGHUP to the supervisor reaches every worker (a forced reload, logged with its cause).
+    // An edit of models.json is seen by every worker's own watch...
+    const edited = JSON.parse(modelsJson(up.url));
+    edited.known_models.push({ id: "claude-new", provider: "anthropic" });
+    await Deno.writeTextFile(models, JSON.stringify(edited));
+    for (const w of [1, 2]) {
+      await gw.line(
+        `worker ${w} reloads the edited file`,
+        (l) => l.msg === "models.json reloaded" && l.why === "file changed" && l.worker === w,
+      );
+    }
+    // ... and SIGHUP to the supervisor reaches every worker (a forced reload, logged with its cause).
     gw.proc.kill("SIGHUP");
     for (const w of [1, 2]) {
       await gw.line(
