@@ -11,7 +11,7 @@
  * before the others join it.
  */
 import type { Config } from "../config/env.ts";
-import type { Logger } from "./log.ts";
+import { errorMessage, type Logger } from "./log.ts";
 import { listenError } from "./startup_errors.ts";
 import { peersLine, type Ready, relayWorkerOutput, writeStdout } from "./worker_channel.ts";
 import { workerCommand } from "./workers.ts";
@@ -101,6 +101,8 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
   const out = opts.out ?? writeStdout;
   checkPortFree(config.host, config.port);
   let port = config.port;
+  /** Worker 1 has served: from then on a worker that exits is restarted. */
+  let started = false;
   let stopping = false;
   const slots: Slot[] = Array.from({ length: count }, (_, i) => ({ id: i + 1, failures: 0 }));
 
@@ -123,7 +125,7 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
     const relayed = relayWorkerOutput(proc.stdout, out, (ready) => {
       if (port === 0) port = ready.port;
       slot.ready = ready;
-      slot.readyAt = Date.now();
+      slot.readyAt = performance.now();
       served(true);
       tell();
     }).catch(() => {});
@@ -131,28 +133,34 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
       await relayed;
       slot.proc = slot.stdin = slot.ready = undefined;
       served(false);
-      if (!stopping) onExit(slot, status);
+      if (started && !stopping) {
+        restartLater(slot, "worker exited; restarting it", {
+          code: status.code,
+          signal: status.signal,
+        });
+      }
       tell();
       return status;
     });
     return serving;
   };
 
-  const onExit = (slot: Slot, status: Deno.CommandStatus) => {
-    const stable = slot.readyAt !== undefined && Date.now() - slot.readyAt >= STABLE_MS;
+  const restartLater = (slot: Slot, why: string, fields: Record<string, unknown>) => {
+    const stable = slot.readyAt !== undefined && performance.now() - slot.readyAt >= STABLE_MS;
     slot.failures = stable ? 1 : slot.failures + 1;
     slot.readyAt = undefined;
     const delay = Math.min(MAX_RESTART_MS, FIRST_RESTART_MS * 2 ** (slot.failures - 1));
-    log.error("worker exited; restarting it", {
-      worker: slot.id,
-      code: status.code,
-      signal: status.signal,
-      restart_in_ms: delay,
-    });
+    log.error(why, { worker: slot.id, ...fields, restart_in_ms: delay });
     slot.restart = setTimeout(async () => {
       slot.restart = undefined;
       if (stopping) return;
-      if (await launch(slot)) log.info("worker serving again", { worker: slot.id });
+      let served;
+      try {
+        served = await launch(slot);
+      } catch (e) {
+        return restartLater(slot, "cannot start worker; retrying", { error: errorMessage(e) });
+      }
+      if (served) log.info("worker serving again", { worker: slot.id });
     }, delay);
   };
 
@@ -162,6 +170,7 @@ export async function startSupervisor(opts: SupervisorOptions): Promise<Supervis
     const status = await first.exited!;
     throw new WorkerStartFailed(status.code);
   }
+  started = true;
   await Promise.all(rest.map(launch));
   log.info("workers serving", {
     workers: slots.filter((s) => s.ready).length,
