@@ -17,8 +17,9 @@ COPY deno.json deno.lock ./
 RUN deno install --frozen
 COPY main.ts models.json ./
 COPY lib/ ./lib/
-# `deno task compile` bakes --unstable-kv and every permission into dist/llm-gateway (and embeds
-# models.json as the fallback registry). It downloads Deno's `denort` runtime on first use.
+# `deno task compile` bakes --unstable-kv, --unstable-net and every permission into
+# dist/llm-gateway (--allow-run: with WORKERS it starts itself again as its workers), and embeds
+# models.json as the fallback registry. It downloads Deno's `denort` runtime on first use.
 # /state/data becomes the KV volume: created here because the runtime image has no mkdir.
 RUN deno task compile \
  && mkdir -p /state/data
@@ -46,6 +47,6 @@ USER 65532:65532
 HEALTHCHECK --interval=30s --timeout=10s --start-period=15s --retries=3 \
   CMD ["/app/llm-gateway", "healthcheck"]
 # Exec form: the gateway is PID 1 and gets SIGTERM itself (graceful shutdown) and SIGHUP
-# (reload models.json).
+# (reload models.json); with WORKERS it passes both on to its workers.
 ENTRYPOINT ["/app/llm-gateway"]
 CMD ["serve"]

@@ -1,6 +1,7 @@
 /**
  * The gateway under test, as in production: `main.ts` in its own process
- * (`deno run --unstable-kv --unstable-no-legacy-abort -A main.ts`) with a
+ * (`deno run --unstable-kv --unstable-net --unstable-no-legacy-abort -A main.ts`,
+ * with `WORKERS` worker processes when asked) with a
  * temporary KV file holding one client key (created with `KeyStore` before
  * start), a temporary models.json whose two providers point at the fake
  * upstream, `LOG_LEVEL=warn`, and the admin API on for the usage checks.
@@ -95,7 +96,10 @@ export async function startGateway(o: {
   log: string;
   /** Extra `deno run` flags, e.g. `--cpu-prof`. */
   denoFlags?: string[];
+  /** `WORKERS` (default 1: one process, as before). */
+  workers?: number;
 }): Promise<GatewayProc> {
+  const workers = o.workers ?? 1;
   const port = freePort();
   const proc = spawn({
     name: "gateway",
@@ -103,6 +107,7 @@ export async function startGateway(o: {
       Deno.execPath(),
       "run",
       "--unstable-kv",
+      "--unstable-net",
       "--unstable-no-legacy-abort",
       ...(o.denoFlags ?? []),
       "-A",
@@ -115,6 +120,7 @@ export async function startGateway(o: {
       MODELS_CONFIG: `${o.home.dir}/models.json`,
       ADMIN_KEY: o.home.adminKey,
       LOG_LEVEL: "warn",
+      WORKERS: String(workers),
       BENCH_PROVIDER_KEY_A: o.secrets.anthropic,
       BENCH_PROVIDER_KEY_O: o.secrets.openai,
     },
@@ -126,8 +132,9 @@ export async function startGateway(o: {
   for (;;) {
     try {
       const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
-      await res.body?.cancel();
-      if (res.ok) break;
+      if (!res.ok) await res.body?.cancel();
+      // With workers, ready once every one of them serves (older builds say nothing: one).
+      else if (((await res.json()).workers ?? 1) === workers) break;
     } catch {
       // not listening yet
     }

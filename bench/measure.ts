@@ -20,7 +20,15 @@
 import type { UpstreamControl } from "./control.ts";
 import type { GatewayProc, UsageTotals } from "./gateway.ts";
 import { startWrk, type WrkResult } from "./load.ts";
-import { CLK_TCK, cpuMicros, peakRssKiB, resetPeakRss } from "./procs.ts";
+import {
+  CLK_TCK,
+  cpuMicros,
+  machineBusyMicros,
+  processTree,
+  resetPeakRss,
+  treeCpuMicros,
+  treePeakRssKiB,
+} from "./procs.ts";
 import { checkUsage, type UsageCheck, usageDelta } from "./usage_check.ts";
 import type { UpstreamStats } from "./upstream.ts";
 import {
@@ -75,11 +83,13 @@ export interface RunResult {
   rps: number;
   p50Ms: number;
   p99Ms: number;
-  /** CPU time of the proxy process per request, µs (undefined: direct, or too little CPU time to measure). */
+  /** CPU time of the proxy's processes per request, µs (undefined: direct, or too little CPU time to measure). */
   cpuUsPerReq?: number;
   /** CPU time of the fake upstream per request, µs (undefined: too little to measure). */
   upstreamCpuUsPerReq?: number;
-  /** Peak RSS of the proxy process during the run (or its lifetime peak, see `peakIsLifetime`), KiB. */
+  /** Busy CPU time of the whole machine per second of the run (1 = one core's worth). */
+  machineCores: number;
+  /** Peak RSS of the proxy's processes during the run, summed (or lifetime peaks, see `peakIsLifetime`), KiB. */
   peakRssKiB?: number;
   peakIsLifetime: boolean;
   usage?: UsageCheck;
@@ -138,9 +148,13 @@ export async function measureRun(
   await quiesce(b.up);
   await b.up.reset();
   const before = target === "gateway" ? await b.gateway.usage() : undefined;
-  const peakReset = proxyPid ? resetPeakRss(proxyPid) : false;
-  const cpu0 = proxyPid ? cpuMicros(proxyPid) : 0;
+  // The proxy with its child processes (a gateway with WORKERS: the supervisor and its workers).
+  const procs = proxyPid ? processTree(proxyPid) : [];
+  const peakReset = procs.map(resetPeakRss).every(Boolean);
+  const cpu0 = treeCpuMicros(procs);
   const upCpu0 = cpuMicros(b.upPid);
+  const machine0 = machineBusyMicros();
+  const t0 = performance.now();
 
   const wrk = await startWrk({
     url,
@@ -157,9 +171,10 @@ export async function measureRun(
     drainMs,
   );
   const cleanAt = performance.now();
-  const cpu1 = proxyPid ? cpuMicros(proxyPid) : 0;
+  const cpu1 = treeCpuMicros(procs);
   const upCpu1 = cpuMicros(b.upPid);
-  const peak = proxyPid ? peakRssKiB(proxyPid) : undefined;
+  const machineCores = (machineBusyMicros() - machine0) / ((performance.now() - t0) * 1000);
+  const peak = proxyPid ? treePeakRssKiB(procs) : undefined;
   const res = await wrk.stop();
   const idleTailMs = performance.now() - cleanAt;
   if (!parked.ok) {
@@ -197,6 +212,7 @@ export async function measureRun(
     p99Ms: res.latencyUs.p99 / 1000,
     cpuUsPerReq: proxyPid ? perReq(cpu1 - cpu0) : undefined,
     upstreamCpuUsPerReq: perReq(upCpu1 - upCpu0),
+    machineCores,
     peakRssKiB: peak,
     peakIsLifetime: proxyPid ? !peakReset : false,
     usage,

@@ -136,6 +136,50 @@ export function cpuMicros(pid: number): number {
   return ticks * (1e6 / CLK_TCK);
 }
 
+/**
+ * A process and its descendants (a gateway with `WORKERS` is a supervisor
+ * and its worker processes), found through the parent pid in `/proc/<pid>/stat`.
+ */
+export function processTree(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      parentOf.set(Number(e.name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    for (const [child, parent] of parentOf) if (parent === tree[i]) tree.push(child);
+  }
+  return tree;
+}
+
+/** Busy CPU time of the whole machine, all CPUs together (`/proc/stat`), in µs. */
+export function machineBusyMicros(): number {
+  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0];
+  // cpu user nice system idle iowait irq softirq steal ...: everything but idle and iowait.
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0);
+  return busy * (1e6 / CLK_TCK);
+}
+
+/** {@link cpuMicros} summed over a process tree (see {@link processTree}). */
+export function treeCpuMicros(pids: number[]): number {
+  let sum = 0;
+  for (const p of pids) {
+    try {
+      sum += cpuMicros(p);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return sum;
+}
+
 function statusKiB(pid: number, field: "VmRSS" | "VmHWM"): number {
   const text = Deno.readTextFileSync(`/proc/${pid}/status`);
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text);
@@ -151,6 +195,19 @@ export function rssKiB(pid: number): number {
 /** Peak resident set size since start or the last {@link resetPeakRss}, in KiB. */
 export function peakRssKiB(pid: number): number {
   return statusKiB(pid, "VmHWM");
+}
+
+/** {@link peakRssKiB} summed over a process tree (processes that exited count 0). */
+export function treePeakRssKiB(pids: number[]): number {
+  let sum = 0;
+  for (const p of pids) {
+    try {
+      sum += peakRssKiB(p);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return sum;
 }
 
 /**

@@ -71,6 +71,10 @@
  *                           (default json,sse) and print its top self-time functions
  *   --profile-seconds S     length of each profiled run (10)
  *   --profile-concurrency N connections of each profiled run (16)
+ *   --workers LIST          instead of the benchmark: the gateway with each WORKERS value
+ *                           (e.g. 1,2) side by side, unpinned, with the exact-usage check after
+ *                           every run (bench/workers.ts); workloads json,sse and concurrency
+ *                           16,64 unless given
  *   --out FILE              where to write the Markdown (bench/results/latest.md)
  *   --help
  *
@@ -115,6 +119,7 @@ import { median } from "./stats.ts";
 import { type PacedSamples, runClient } from "./stream_client.ts";
 import { formatSummary, newestProfile, summarize } from "./top_functions.ts";
 import type { UsageCheck } from "./usage_check.ts";
+import { runScaling } from "./workers.ts";
 import {
   type Credentials,
   type ProxyName,
@@ -146,6 +151,8 @@ interface Options {
   profile?: WorkloadName[];
   profileSeconds: number;
   profileConcurrency: number;
+  /** `--workers`: the WORKERS values of the scaling run. */
+  workers?: number[];
   out: string;
 }
 
@@ -180,6 +187,7 @@ function parseOptions(argv: string[]): Options {
       streams: { type: "string" },
       "profile-seconds": { type: "string" },
       "profile-concurrency": { type: "string" },
+      workers: { type: "string" },
       out: { type: "string" },
       help: { type: "boolean", default: false },
     },
@@ -193,7 +201,13 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number`);
     return n;
   };
-  const names = (values.workloads ?? "json,sse,paced,large").split(",").map((s) => s.trim());
+  const workers = values.workers?.split(",").map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`bad --workers value "${s}"`);
+    return n;
+  });
+  const names = (values.workloads ?? (workers ? "json,sse" : "json,sse,paced,large")).split(",")
+    .map((s) => s.trim());
   const workloads = names.map((n) => {
     const w = WORKLOADS.find((x) => x.name === n);
     if (!w) throw new Error(`unknown workload "${n}" (json, sse, paced, large)`);
@@ -218,7 +232,7 @@ function parseOptions(argv: string[]): Options {
     warmupMaxS: num(values["warmup-max"], undefined, quick ? 3 : 15, "warmup-max"),
     workloads,
     targets,
-    concurrency: (values.concurrency ?? "1,16,64").split(",").map((s) => {
+    concurrency: (values.concurrency ?? (workers ? "16,64" : "1,16,64")).split(",").map((s) => {
       const n = Number(s);
       if (!Number.isInteger(n) || n < 1) throw new Error(`bad concurrency "${s}"`);
       return n;
@@ -233,6 +247,7 @@ function parseOptions(argv: string[]): Options {
       1,
       Math.round(num(values["profile-concurrency"], undefined, 16, "profile-concurrency")),
     ),
+    workers,
     out: values.out ?? `${RESULTS}/latest.md`,
   };
 }
@@ -364,7 +379,7 @@ async function stopEnv(e: Env): Promise<void> {
 const started = performance.now();
 const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0).padStart(3)} s`;
 
-function progress(r: RunResult): void {
+function progress(r: RunResult, label: string = r.target): void {
   const tag = r.round < 0 ? "warm-up" : `round ${r.round + 1}`;
   const cpu = r.cpuUsPerReq !== undefined ? ` cpu ${r.cpuUsPerReq.toFixed(0)} µs/req` : "";
   const usage = r.usage
@@ -372,7 +387,7 @@ function progress(r: RunResult): void {
     : "";
   const issues = r.problems.length ? ` ⚠ ${r.problems.join("; ")}` : "";
   console.error(
-    `  [${elapsed()}] ${r.workload} c=${r.concurrency} ${r.target.padEnd(12)} ${tag}: ${
+    `  [${elapsed()}] ${r.workload} c=${r.concurrency} ${label.padEnd(12)} ${tag}: ${
       r.rps.toFixed(0)
     } rps, ` +
       `p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms,${cpu}${usage}${issues}`,
@@ -548,6 +563,7 @@ async function runOpen(
 }
 
 async function machineHeader(o: Options, portkey: string | undefined): Promise<string> {
+  const order = o.workers ? o.workers.map((n) => `WORKERS=${n}`) : o.targets;
   const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
   const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown CPU";
   const text = async (cmd: string, args: string[]) => {
@@ -571,7 +587,9 @@ async function machineHeader(o: Options, portkey: string | undefined): Promise<s
     "lib",
     "main.ts",
   ]);
-  const pin = CPU_SERVER !== undefined
+  const pin = o.workers
+    ? "nothing pinned: the gateway's processes, the fake upstream and wrk share every CPU"
+    : CPU_SERVER !== undefined
     ? "servers (upstream and every target) pinned to CPU 0, load (wrk, stream client) to CPU 1 with taskset"
     : "not pinned (taskset missing or a single CPU)";
   return [
@@ -586,7 +604,7 @@ async function machineHeader(o: Options, portkey: string | undefined): Promise<s
     }`,
     ...(portkey ? [`- ${portkey}`] : []),
     `- ${pin}`,
-    `- ${o.rounds} round(s) × ${o.durationS} s per run, interleaved ${o.targets.join(" → ")}${
+    `- ${o.rounds} round(s) × ${o.durationS} s per run, interleaved ${order.join(" → ")}${
       o.quick ? " (--quick)" : ""
     }; medians over rounds, ratios are medians of per-round ratios`,
   ].join("\n");
@@ -626,6 +644,30 @@ async function runProfile(o: Options, tmp: string): Promise<number> {
   return failed ? 1 : 0;
 }
 
+/** `--workers`: the scaling run (bench/workers.ts), written like the main result. */
+async function runWorkers(o: Options, workers: number[], tmp: string): Promise<number> {
+  console.error(`\nthe gateway with WORKERS=${workers.join(", ")}`);
+  const { md, ok } = await runScaling({
+    workers,
+    workloads: o.workloads,
+    concurrency: o.concurrency,
+    rounds: o.rounds,
+    durationS: o.durationS,
+    warmupS: o.warmupS,
+    tmp,
+    logs: LOGS,
+    secrets: SECRETS,
+    track,
+    progress,
+  });
+  const out = [await machineHeader(o, undefined), "", md, ""].join("\n");
+  console.log(out);
+  await Deno.mkdir(o.out.slice(0, o.out.lastIndexOf("/")) || ".", { recursive: true });
+  await Deno.writeTextFile(o.out, out);
+  console.error(`written to ${o.out}`);
+  return ok ? 0 : 1;
+}
+
 async function main(): Promise<number> {
   const o = parseOptions(Deno.args);
   await Deno.mkdir(LOGS, { recursive: true });
@@ -633,6 +675,7 @@ async function main(): Promise<number> {
   const tmp = await Deno.makeTempDir({ prefix: "gateway-bench-" });
   try {
     if (o.profile) return await runProfile(o, tmp);
+    if (o.workers) return await runWorkers(o, o.workers, tmp);
     const portkey = o.targets.includes("portkey") ? await ensurePortkey() : undefined;
     const header = await machineHeader(o, portkey);
     const t0 = performance.now();

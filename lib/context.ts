@@ -15,6 +15,7 @@ import type { Metrics } from "./ops/metrics.ts";
 import type { Registry } from "./config/registry.ts";
 import type { UsageReader } from "./store/usage/reader.ts";
 import type { UsageWriter } from "./store/usage/writer.ts";
+import type { WorkerInfo } from "./ops/workers.ts";
 
 /** Everything a handler may use. */
 export interface Context {
@@ -49,6 +50,8 @@ export interface Context {
   registryStatus: RegistryStatus;
   /** Epoch ms when the gateway started. */
   startedAt: number;
+  /** This process's place among the gateway's workers (id 1 of 1 without workers). */
+  worker: WorkerInfo;
 }
 
 /** The state of the model registry's last (re)load. */

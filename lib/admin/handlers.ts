@@ -29,6 +29,7 @@ import {
   rotationGraceMs,
 } from "./validation.ts";
 import { zeroCounters } from "../store/usage/counters.ts";
+import { allWorkersMetrics } from "../ops/peer_metrics.ts";
 
 function findKey(ctx: Context, id: string): KeyRecord {
   return requireKey(ctx.keys, id, "key routes take the id from GET /admin/keys, never the secret");
@@ -280,10 +281,22 @@ export function modelsStatus(_req: Request, ctx: Context): Response {
   });
 }
 
-/** `GET /metrics`: Prometheus text; needs the admin key unless `METRICS_PUBLIC=true`. */
+/**
+ * `GET /metrics`: Prometheus text; needs the admin key unless
+ * `METRICS_PUBLIC=true`. With several workers, every serving worker's
+ * metrics, each labelled with its `worker`.
+ */
 export async function metricsEndpoint(req: Request, ctx: Context): Promise<Response> {
   if (!ctx.config.metricsPublic) await ctx.admin.check(req.headers, ctx.keys);
-  return new Response(ctx.metrics.render(), {
+  const text = ctx.worker.count > 1
+    ? await allWorkersMetrics(
+      ctx.metrics,
+      ctx.worker,
+      (worker, why) =>
+        ctx.log.warn("a worker's metrics are missing from this scrape", { of_worker: worker, why }),
+    )
+    : ctx.metrics.render();
+  return new Response(text, {
     headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
   });
 }

@@ -440,5 +440,7 @@ export const Health = named(
     admin_api: z.boolean(),
     version: z.string(),
     uptime_s: count,
+    workers: z.number().int().min(1).describe("workers serving now (1 without WORKERS)"),
+    worker: z.number().int().min(1).describe("the worker that answered"),
   }),
 );

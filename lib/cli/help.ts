@@ -28,11 +28,20 @@ Every command reads the same environment as the server (KV_PATH, MODELS_CONFIG,
 USAGE_TZ, ...; see docs/configuration.md). Run "llm-gateway <command> --help" for its options.
 Errors are one line on stderr; exit status 2 for a mistake in the command line,
 1 otherwise (a key that does not exist, a bad file, ...).`,
-  serve: `Usage: llm-gateway serve
+  serve: `Usage: llm-gateway serve [--workers N|auto]
 
 Starts the gateway on HOST:PORT (default 0.0.0.0:8180) with KV at KV_PATH and the
 registry at MODELS_CONFIG (when that is unset and ./models.json is missing, the
-bundled models.json is used). Stops cleanly on SIGTERM or SIGINT.`,
+bundled models.json is used). Stops cleanly on SIGTERM or SIGINT; SIGHUP reloads
+models.json.
+
+  --workers   processes serving the port (default: WORKERS, else 1); auto is one per
+              CPU core. With more than 1, this process supervises them: it restarts
+              one that dies, passes SIGHUP on, and on SIGTERM or SIGINT drains them
+              all and exits after them. Linux only; elsewhere the gateway serves
+              with 1 (and says so).
+
+(--worker <id>/<count> is how the supervisor starts each worker; not for direct use.)`,
   keys: `Usage:
   llm-gateway keys create <name> [options] [--json]
   llm-gateway keys list [--json]

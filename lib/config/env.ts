@@ -8,6 +8,9 @@ import { z } from "zod";
 
 const MiB = 1024 * 1024;
 
+/** Most worker processes `WORKERS` may ask for (it bounds the `worker` metric label too). */
+export const MAX_WORKERS = 256;
+
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.string().trim().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(
     z.number().int().min(min).max(max),
@@ -39,7 +42,7 @@ const EnvSchema = z.object({
   MAX_RESPONSE_BYTES: int(1024).default(64 * MiB),
   BODY_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
   USAGE_FLUSH_MS: int(0, 10_000).default(100),
-  KEYS_REFRESH_MS: int(100, 3_600_000).default(2000),
+  KEYS_REFRESH_MS: int(50, 3_600_000).default(250),
   SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
   LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -49,6 +52,10 @@ const EnvSchema = z.object({
   LIMIT_DEFAULT_MAX_TOKENS: int(1, 10_000_000).default(4096),
   LIMIT_HOLD_MS: int(1000, 3_600_000).default(60_000),
   REQUEST_LOG_DAYS: int(0, 3650).default(7),
+  WORKERS: z.union([
+    z.string().trim().toLowerCase().pipe(z.literal("auto")),
+    int(1, MAX_WORKERS),
+  ], { error: `must be auto or a whole number 1 to ${MAX_WORKERS}` }).default(1),
 });
 
 /** Validated gateway configuration. */
@@ -67,7 +74,7 @@ export interface Config {
   bodyTimeoutMs: number;
   /** Window in which finished requests' usage is coalesced into one KV commit. */
   usageFlushMs: number;
-  /** How often the key cache checks KV for changes made by another process (the CLI). */
+  /** How often the key cache checks KV for changes made by another process (workers, the CLI). */
   keysRefreshMs: number;
   shutdownGraceMs: number;
   logFormat: "json" | "pretty";
@@ -82,6 +89,8 @@ export interface Config {
   limitHoldMs: number;
   /** Days each request-log entry is kept (0: no request log). */
   requestLogDays: number;
+  /** Worker processes serving the port (`auto`: one per core); see lib/ops/workers.ts. */
+  workers: number | "auto";
 }
 
 /** Names of every environment variable the gateway reads (besides provider secrets). */
@@ -125,5 +134,6 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     limitDefaultMaxTokens: e.LIMIT_DEFAULT_MAX_TOKENS,
     limitHoldMs: e.LIMIT_HOLD_MS,
     requestLogDays: e.REQUEST_LOG_DAYS,
+    workers: e.WORKERS,
   };
 }

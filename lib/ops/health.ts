@@ -1,6 +1,7 @@
 /**
- * `GET /health` (no auth): Luna's fields, plus whether Deno KV answers.
- * 200 when healthy, 503 when KV does not answer.
+ * `GET /health` (no auth): Luna's fields, plus whether Deno KV answers, and
+ * how many workers serve and which one answered. 200 when healthy, 503 when
+ * KV does not answer.
  */
 import type { Context } from "../context.ts";
 import { jsonResponse } from "../http/json.ts";
@@ -40,5 +41,7 @@ export async function health(_req: Request, ctx: Context): Promise<Response> {
     admin_api: ctx.admin.enabled,
     version: VERSION,
     uptime_s: Math.floor((ctx.clock.now() - ctx.startedAt) / 1000),
+    workers: ctx.worker.serving,
+    worker: ctx.worker.id,
   });
 }

@@ -59,17 +59,21 @@ export class Logger {
   #format: "json" | "pretty";
   #sink: Sink;
   #clock: Clock;
+  #base: Fields;
 
+  /** `base` fields lead every line's own (a worker's number, when several serve). */
   constructor(
     level: Level = "info",
     format: "json" | "pretty" = "json",
     sink: Sink = bufferedStdout(),
     clock: Clock = systemClock,
+    base: Fields = {},
   ) {
     this.#min = RANK[level];
     this.#format = format;
     this.#sink = sink;
     this.#clock = clock;
+    this.#base = base;
   }
 
   /** True when lines at `level` are written. */
@@ -83,10 +87,10 @@ export class Logger {
     const time = new Date(this.#clock.now()).toISOString();
     const urgent = RANK[level] >= RANK.warn;
     if (this.#format === "json") {
-      this.#sink(JSON.stringify({ time, level, msg, ...fields }), urgent);
+      this.#sink(JSON.stringify({ time, level, msg, ...this.#base, ...fields }), urgent);
       return;
     }
-    const rest = Object.entries(fields)
+    const rest = Object.entries({ ...this.#base, ...fields })
       .filter(([, v]) => v !== undefined && v !== null)
       .map(([k, v]) => `${k}=${typeof v === "string" && PLAIN.test(v) ? v : JSON.stringify(v)}`)
       .join(" ");

@@ -14,9 +14,13 @@ function escape(v: string): string {
   return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 }
 
-function labelText(names: readonly string[], values: readonly string[], extra = ""): string {
+function labelText(
+  names: readonly string[],
+  values: readonly string[],
+  ...extra: string[]
+): string {
   const parts = names.map((n, i) => `${n}="${escape(values[i])}"`);
-  if (extra) parts.push(extra);
+  for (const e of extra) if (e) parts.push(e);
   return parts.length ? `{${parts.join(",")}}` : "";
 }
 
@@ -41,7 +45,8 @@ abstract class Metric {
     return id;
   }
 
-  abstract render(): string[];
+  /** Exposition lines; `extra` is a `name="value"` label added to every sample. */
+  abstract render(extra: string): string[];
 
   protected head(type: string): string[] {
     return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${type}`];
@@ -58,10 +63,10 @@ export class Counter extends Metric {
     this.#v.set(id, (this.#v.get(id) ?? 0) + n);
   }
 
-  render(): string[] {
+  render(extra: string): string[] {
     const out = this.head("counter");
     for (const [id, s] of this.series) {
-      out.push(`${this.name}${labelText(this.labels, s.values)} ${this.#v.get(id)}`);
+      out.push(`${this.name}${labelText(this.labels, s.values, extra)} ${this.#v.get(id)}`);
     }
     return out;
   }
@@ -91,18 +96,17 @@ export class Histogram extends Metric {
     d.n++;
   }
 
-  render(): string[] {
+  render(extra: string): string[] {
     const out = this.head("histogram");
     for (const [id, s] of this.series) {
       const d = this.#data.get(id)!;
+      const bucket = (le: string) => labelText(this.labels, s.values, extra, `le="${le}"`);
       this.buckets.forEach((b, i) => {
-        out.push(
-          `${this.name}_bucket${labelText(this.labels, s.values, `le="${b}"`)} ${d.counts[i]}`,
-        );
+        out.push(`${this.name}_bucket${bucket(String(b))} ${d.counts[i]}`);
       });
-      out.push(`${this.name}_bucket${labelText(this.labels, s.values, 'le="+Inf"')} ${d.n}`);
-      out.push(`${this.name}_sum${labelText(this.labels, s.values)} ${d.sum}`);
-      out.push(`${this.name}_count${labelText(this.labels, s.values)} ${d.n}`);
+      out.push(`${this.name}_bucket${bucket("+Inf")} ${d.n}`);
+      out.push(`${this.name}_sum${labelText(this.labels, s.values, extra)} ${d.sum}`);
+      out.push(`${this.name}_count${labelText(this.labels, s.values, extra)} ${d.n}`);
     }
     return out;
   }
@@ -119,10 +123,11 @@ export class Gauge extends Metric {
     super(name, help, labels);
   }
 
-  render(): string[] {
+  render(extra: string): string[] {
     const out = this.head("gauge");
     for (const [l, v] of this.sample()) {
-      out.push(`${this.name}${labelText(this.labels, this.labels.map((n) => l[n] ?? ""))} ${v}`);
+      const values = this.labels.map((n) => l[n] ?? "");
+      out.push(`${this.name}${labelText(this.labels, values, extra)} ${v}`);
     }
     return out;
   }
@@ -219,8 +224,12 @@ export class Metrics {
     this.gauges.push(new Gauge(name, help, labels, sample));
   }
 
-  /** The exposition text. */
-  render(): string {
+  /**
+   * The exposition text; with `worker`, every sample carries a `worker`
+   * label (when several workers serve, see lib/ops/peer_metrics.ts).
+   */
+  render(worker?: number): string {
+    const extra = worker === undefined ? "" : `worker="${worker}"`;
     const all: Metric[] = [
       this.http,
       this.refused,
@@ -236,6 +245,6 @@ export class Metrics {
       this.kvWrite,
       ...this.gauges,
     ];
-    return all.flatMap((m) => m.render()).join("\n") + "\n";
+    return all.flatMap((m) => m.render(extra)).join("\n") + "\n";
   }
 }

@@ -27,6 +27,7 @@ import { LimitStore } from "../store/limits/store.ts";
 import { Windows } from "../store/limits/windows.ts";
 import { UsageReader } from "../store/usage/reader.ts";
 import { UsageWriter } from "../store/usage/writer.ts";
+import { singleProcess, type WorkerInfo } from "./workers.ts";
 
 /** What a gateway is built from; everything but `config` has a production default. */
 export interface GatewayOptions {
@@ -39,6 +40,8 @@ export interface GatewayOptions {
   env?: (name: string) => string | undefined;
   fetch?: typeof fetch;
   logSink?: Sink;
+  /** This process's place among workers (default: the gateway is one process). */
+  worker?: WorkerInfo;
 }
 
 /**
@@ -88,7 +91,14 @@ async function loadConfiguredRegistry(path: string): Promise<Registry> {
 async function createContext(opts: GatewayOptions): Promise<Context> {
   const { config } = opts;
   const clock = opts.clock ?? systemClock;
-  const log = new Logger(config.logLevel, config.logFormat, opts.logSink, clock);
+  const worker = opts.worker ?? singleProcess();
+  const log = new Logger(
+    config.logLevel,
+    config.logFormat,
+    opts.logSink,
+    clock,
+    worker.count > 1 ? { worker: worker.id } : {},
+  );
   const kv = opts.kv ?? await openKv(config.kvPath);
   const buckets = new BucketClock(config.usageTz);
   const keys = new KeyStore(kv, clock);
@@ -129,6 +139,7 @@ async function createContext(opts: GatewayOptions): Promise<Context> {
     metrics,
     deadlines: new Deadlines(),
     startedAt: clock.now(),
+    worker,
   };
   addGauges(ctx);
   return ctx;
@@ -139,6 +150,8 @@ export interface Gateway {
   ctx: Context;
   /** Base URL, e.g. `http://127.0.0.1:8180`. */
   url: string;
+  /** The port it listens on (the real one when PORT is 0). */
+  port: number;
   /** Stops accepting, lets in-flight requests finish, writes usage, closes KV. */
   shutdown(): Promise<void>;
   /** Resolves once the gateway has shut down. */
@@ -171,7 +184,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
 async function serve(ctx: Context, opts: GatewayOptions): Promise<Gateway> {
   const { config, log } = ctx;
-  if (config.keysFile) {
+  // Worker 1 imports for all: it starts before the others (and the import is idempotent anyway).
+  if (config.keysFile && ctx.worker.id === 1) {
     const r = await importKeysFile(ctx, config.keysFile);
     log.info("luna keys imported", {
       file: config.keysFile,
@@ -196,6 +210,8 @@ async function serve(ctx: Context, opts: GatewayOptions): Promise<Gateway> {
       {
         port: config.port,
         hostname: config.host,
+        // Workers share the port: the kernel spreads connections over them (Linux).
+        reusePort: ctx.worker.count > 1,
         onListen: () => {},
         // The router answers every error itself; this sees failures while a response is sent.
         onError: (e) => {
@@ -249,5 +265,5 @@ async function serve(ctx: Context, opts: GatewayOptions): Promise<Gateway> {
       if (!opts.kv) ctx.kv.close();
       log.info("gateway stopped");
     })();
-  return { ctx, url, shutdown, finished: server.finished.then(() => stopping) };
+  return { ctx, url, port: addr.port, shutdown, finished: server.finished.then(() => stopping) };
 }

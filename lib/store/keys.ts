@@ -3,9 +3,13 @@
  * SHA-256 of the secret. Secrets carry 192 random bits and are shown once.
  *
  * Authentication never reads KV: every key record is held in memory, loaded
- * at start and reloaded when the `["keys_version"]` counter changes (checked
- * every `KEYS_REFRESH_MS`, for changes made by the CLI in another process).
- * Changes made through this store apply to this gateway at once.
+ * at start and reloaded when the `["keys_version"]` counter changes. Changes
+ * made through this store apply to this process at once; other processes
+ * (workers, other hosts, the CLI) see them at their next check, every
+ * `KEYS_REFRESH_MS` (250 ms). A check is one point read of one KV entry,
+ * tens of microseconds: cheap enough to run often in every worker.
+ * `kv.watch` is not used: on a local KV file (Deno 2.9) it only sees commits
+ * made through the same process, never another process's.
  *
  * KV layout: `["keys", id]` record, `["key_hash", sha256hex]` -> id,
  * `["keys_version"]` KvU64 bumped by every change.
@@ -141,6 +145,7 @@ export class KeyStore {
   #bySecret = new Map<string, { rec: KeyRecord; previous: boolean }>();
   #version = -1n;
   #timer?: ReturnType<typeof setTimeout>;
+  #watching = false;
   #clock: Clock;
 
   constructor(kv: Deno.Kv, clock: Clock = systemClock) {
@@ -166,21 +171,29 @@ export class KeyStore {
     this.#version = version.value?.value ?? 0n;
   }
 
-  /** Starts reloading whenever another process changed keys. */
+  /**
+   * Starts reloading whenever another process changed keys: checks every
+   * `intervalMs`, counted from the end of the previous check (a slow reload
+   * never overlaps the next one).
+   */
   watch(intervalMs: number, onError: (e: unknown) => void): void {
-    this.#timer = setInterval(async () => {
+    this.#watching = true;
+    const check = async () => {
       try {
         const v = await this.#kv.get<Deno.KvU64>(["keys_version"]);
         if ((v.value?.value ?? 0n) !== this.#version) await this.load();
       } catch (e) {
         onError(e);
       }
-    }, intervalMs);
+      if (this.#watching) this.#timer = setTimeout(check, intervalMs);
+    };
+    this.#timer = setTimeout(check, intervalMs);
   }
 
   /** Stops the reload timer. */
   close(): void {
-    clearInterval(this.#timer);
+    this.#watching = false;
+    clearTimeout(this.#timer);
   }
 
   /**
