@@ -49,7 +49,22 @@ const EnvSchema = z.object({
   LIMIT_DEFAULT_MAX_TOKENS: int(1, 10_000_000).default(4096),
   LIMIT_HOLD_MS: int(1000, 3_600_000).default(60_000),
   REQUEST_LOG_DAYS: int(0, 3650).default(7),
+  KV_TIMEOUT_MS: int(100, 600_000).default(5000),
+  USAGE_BACKLOG_MAX_REQUESTS: int(1).default(100_000),
+  USAGE_BACKLOG_MAX_BYTES: int(64 * 1024).default(64 * MiB),
+  SPILL_PATH: z.string().trim().optional().transform((v) => v || undefined),
+  SPILL_MAX_BYTES: int(0).default(1024 * MiB),
+  RATE_LIMITS_ON_KV_FAILURE: z.enum(["local", "open", "closed"]).default("local"),
+  QUOTAS_ON_KV_FAILURE: z.enum(["closed", "open"]).default("closed"),
 });
+
+/** What a limit does while Deno KV cannot be reached ([limits](../../docs/limits.md)). */
+export interface KvFailurePolicy {
+  /** `rpm`, `tpm`, `max_concurrent`: counted per process, not counted, or refused. */
+  rate: "local" | "open" | "closed";
+  /** Token quotas and money budgets: refused, or not counted. */
+  quota: "closed" | "open";
+}
 
 /** Validated gateway configuration. */
 export interface Config {
@@ -82,6 +97,28 @@ export interface Config {
   limitHoldMs: number;
   /** Days each request-log entry is kept (0: no request log). */
   requestLogDays: number;
+  /** Longest a KV read or commit is waited for before it counts as failed. */
+  kvTimeoutMs: number;
+  /** Most finished requests whose usage is held in memory while KV fails. */
+  usageBacklogMaxRequests: number;
+  /** Most bytes of usage held in memory while KV fails. */
+  usageBacklogMaxBytes: number;
+  /** Where usage beyond the in-memory bound goes (none: it is dropped, loudly). */
+  spillPath?: string;
+  /** Largest the spill file may grow. */
+  spillMaxBytes: number;
+  /** What limits do while KV cannot be reached. */
+  limitsOnKvFailure: KvFailurePolicy;
+}
+
+/**
+ * The spill file a KV_PATH implies: beside a KV file; `./data/` for a
+ * remote KV; none for `:memory:` (nothing of it outlives the process).
+ */
+export function defaultSpillPath(kvPath: string): string | undefined {
+  if (kvPath === ":memory:") return undefined;
+  if (/^https?:\/\//.test(kvPath)) return "./data/usage-spill.jsonl";
+  return `${kvPath}.spill.jsonl`;
 }
 
 /** Names of every environment variable the gateway reads (besides provider secrets). */
@@ -125,5 +162,11 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     limitDefaultMaxTokens: e.LIMIT_DEFAULT_MAX_TOKENS,
     limitHoldMs: e.LIMIT_HOLD_MS,
     requestLogDays: e.REQUEST_LOG_DAYS,
+    kvTimeoutMs: e.KV_TIMEOUT_MS,
+    usageBacklogMaxRequests: e.USAGE_BACKLOG_MAX_REQUESTS,
+    usageBacklogMaxBytes: e.USAGE_BACKLOG_MAX_BYTES,
+    spillPath: e.SPILL_PATH ?? defaultSpillPath(e.KV_PATH),
+    spillMaxBytes: e.SPILL_MAX_BYTES,
+    limitsOnKvFailure: { rate: e.RATE_LIMITS_ON_KV_FAILURE, quota: e.QUOTAS_ON_KV_FAILURE },
   };
 }
