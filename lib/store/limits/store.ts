@@ -185,6 +185,9 @@ interface Known {
   seeded: Set<string>;
 }
 
+/** An admission's answer, with the reservation it made (when admitted). */
+type Result = [AdmitOp, Admitted, Reservation | undefined];
+
 /** A commit whose outcome is not known yet, and what hangs on it. */
 interface Doubt {
   done: Promise<Settled<Deno.KvCommitResult | Deno.KvCommitError>>;
@@ -319,6 +322,8 @@ class Gate {
     const store = this.store;
     const pid = store.processId;
     const admits = ops.filter((o) => o.kind === "admit");
+    /** A commit refused by the gate's check that may have been our own, sent twice by a remote KV's client. */
+    let lost: { nonce: string; mine: Held; results: Result[] } | undefined;
     for (;;) {
       const now = store.clock.now();
       const w = store.windows3(now);
@@ -343,6 +348,16 @@ class Gate {
         fresh = true;
         known = await this.#read([...reads.values()], now);
       }
+      if (lost && known.state.held.get(pid)?.commit === lost.nonce) {
+        // It was: the entry names it. Done, without deciding (and settling) a second time.
+        this.held = lost.mine;
+        this.#known = undefined;
+        store.answered();
+        this.#deliver(lost.results);
+        for (const o of ops) if (o.kind === "settle") o.done.forEach((f) => f());
+        return;
+      }
+      lost = undefined;
       const state = cloneState(known.state);
       // Holdings of a process that stopped refreshing them are given back.
       for (const [id, h] of state.held) {
@@ -351,7 +366,7 @@ class Gate {
       // Our own holdings are what we last committed, whatever a stale read says.
       state.held.set(pid, structuredClone(this.held));
       const before = new Map([...state.use].map(([k, v]) => [k, { ...v }]));
-      const results: [AdmitOp, Admitted, Reservation | undefined][] = [];
+      const results: Result[] = [];
       for (const op of ops) {
         if (op.kind === "settle") settleInto(state, pid, op.reservation, op.used);
       }
@@ -424,7 +439,9 @@ class Gate {
       }
       store.answered();
       if (!outcome.value.ok) {
-        this.#known = undefined; // another process changed the key: read and decide again
+        // Another process changed the key (or our own commit landed on a first send): read and see.
+        this.#known = undefined;
+        lost = { nonce, mine: structuredClone(mine), results };
         continue;
       }
       this.held = structuredClone(mine);
@@ -445,7 +462,7 @@ class Gate {
   }
 
   /** Answers admissions; one that timed out meanwhile gives its reservation back. */
-  #deliver(results: [AdmitOp, Admitted, Reservation | undefined][]): void {
+  #deliver(results: Result[]): void {
     for (const [o, r, res] of results) {
       if (!o.answer(r) && res) this.#queue.push(release(res));
     }
