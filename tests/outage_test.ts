@@ -198,3 +198,57 @@ Deno.test({
     }
   },
 });
+
+Deno.test("limits while KV fails follow RATE_LIMITS_ON_KV_FAILURE and QUOTAS_ON_KV_FAILURE", async () => {
+  // Default: rate limits counted by this gateway alone, quotas refused.
+  const a = await outageStack({});
+  // The other way round: rate limits refused, quotas not counted.
+  const b = await outageStack({ limitsOnKvFailure: { rate: "closed", quota: "open" } });
+  try {
+    for (const x of [a, b]) {
+      const rpm = await keyWith(x.s, "rpm", { rpm: 2 });
+      const quota = await keyWith(x.s, "quota", { daily_token_quota: 1_000_000 });
+      x.out.start();
+      const statuses = async (secret: string, n: number) => {
+        const out: { status: number; body: Record<string, Record<string, string>>; h: Headers }[] =
+          [];
+        for (let i = 0; i < n; i++) {
+          const r = await call(x.s, secret);
+          out.push({ status: r.status, body: await r.json(), h: r.headers });
+        }
+        return out;
+      };
+      const r = await statuses(rpm.secret, 3);
+      const q = await statuses(quota.secret, 2);
+      x.out.end();
+      if (x === a) {
+        assertEquals(r.map((y) => y.status), [200, 200, 429], "rpm counted locally");
+        assertEquals(r[2].body.error.type, "rate_limit_error");
+        assertEquals(r[1].h.get("x-gateway-ratelimit-remaining-requests"), "0");
+        assertEquals(q.map((y) => y.status), [503, 503], "quotas fail closed");
+        assertEquals(q[0].body.error.type, "overloaded_error");
+        assertIncludes(q[0].body.error.message, "quotas and budgets");
+        assertEquals(q[0].h.get("retry-after"), "1");
+      } else {
+        assertEquals(r.map((y) => y.status), [503, 503, 503], "rate limits fail closed");
+        assertIncludes(r[0].body.error.message, "rate limits");
+        assertEquals(q.map((y) => y.status), [200, 200], "quotas fail open");
+        // What the open requests used is counted against the quota once KV is back.
+        await waitFor("the quota counts them", async () => {
+          const v = (await admin(x.s.t.url, "GET", `/admin/keys/${quota.id}`)).json;
+          const l = (v.limits as Record<string, Record<string, number>>).daily_token_quota;
+          return l.used === 30 && l.reserved === 0;
+        });
+      }
+    }
+    assert(await metric(a.s, 'gateway_limit_fallbacks_total{policy="local"}') >= 3);
+    assert(await metric(a.s, 'gateway_limit_fallbacks_total{policy="closed"}') >= 2);
+    assert(await metric(b.s, 'gateway_limit_fallbacks_total{policy="open"}') >= 2);
+  } finally {
+    for (const x of [a, b]) {
+      x.out.end();
+      await x.s.close();
+      x.raw.close();
+    }
+  }
+});
