@@ -62,7 +62,7 @@ export function addGauges(ctx: Context): void {
   );
   m.gauge(
     "gateway_usage_backlog_bytes",
-    "Size of the usage held in memory, as KV counts it (keys and values).",
+    "About the memory the usage held in memory takes.",
     [],
     () => [[{}, ctx.usageWriter.backlog.bytes]],
   );

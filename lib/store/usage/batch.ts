@@ -38,12 +38,21 @@ export function mutationsOf(u: RequestUsage, builder: UsageMutations): UsageMuta
   return muts;
 }
 
-/** An upper bound of what one request's mutations weigh in KV (keys and values). */
-export function weightOf(muts: UsageMutation[]): number {
-  let n = 0;
-  for (const m of muts) n += payloadBytes(m);
-  return n;
+/**
+ * About what one request takes in memory as recorded (and as a line of the
+ * spill file). Cheap: the request-log values were sized when their
+ * mutations were made. The merged mutations a batch adds for it are counted
+ * by the batch.
+ */
+export function weightOf(u: RequestUsage): number {
+  let n = 64 + u.keyId.length;
+  for (const l of u.lines) n += l.model.length + l.provider.length + 120;
+  for (const s of u.sets) n += s.bytes + (s.valueBytes - 16) / 3 + 16;
+  return Math.ceil(n);
 }
+
+/** What one merged mutation holds in memory beyond its key and value: its object and id. */
+const ENTRY_OVERHEAD = 96;
 
 /** Requests to be committed together, their mutations merged by key. */
 export class Batch {
@@ -53,7 +62,7 @@ export class Batch {
   bytes = CHAIN_ENTRY_BYTES;
   /** Sum of key and value sizes over `merged`. */
   payload = CHAIN_ENTRY_BYTES;
-  /** Sum of the requests' weights (their mutations unmerged): what the backlog counts. */
+  /** About the memory it holds: its requests ({@link weightOf}) and its merged mutations. */
   weight = 0;
   /** The chain and position it commits at, once sealed; a sealed batch never changes. */
   chain?: Chain;
@@ -87,6 +96,7 @@ export class Batch {
         this.merged.set(m.id, { ...m });
         this.bytes += m.bytes;
         this.payload += payloadBytes(m);
+        this.weight += m.bytes + ENTRY_OVERHEAD;
       } else if (m.op === "set" || prev.op === "set") {
         // The same key set twice: the later value wins, as two commits would leave it.
         this.payload += payloadBytes(m) - payloadBytes(prev);

@@ -60,7 +60,7 @@ export interface UsageWriterBounds {
   timeoutMs?: number;
   /** Most requests held in memory (default 100,000). */
   maxRequests?: number;
-  /** Most bytes held in memory, as KV counts them (default 64 MiB). */
+  /** Most bytes held in memory, as {@link UsageBacklog.bytes} counts them (default 64 MiB). */
   maxBytes?: number;
   /** Where usage goes beyond the bounds, and at shutdown (none: it is dropped, loudly). */
   spill?: SpillFile;
@@ -74,7 +74,7 @@ export interface UsageWriterBounds {
 export interface UsageBacklog {
   /** Requests held in memory (being written to the spill file included). */
   requests: number;
-  /** Their size as KV counts it (keys and values). */
+  /** About the memory they hold. */
   bytes: number;
   /** Bytes in the spill file. */
   spillBytes: number;
@@ -197,15 +197,15 @@ export class UsageWriter {
     const u: RequestUsage = { keyId, bucket: this.#clock.bucket(at), at, lines, sets };
     const muts = mutationsOf(u, this.#builder);
     if (muts.length === 0) return;
-    const weight = weightOf(muts);
     let batch = this.#queue[this.#queue.length - 1];
     if (!batch || batch.sealed || !batch.fits(muts)) {
       batch = new Batch();
       this.#queue.push(batch);
     }
-    batch.add(u, muts, weight);
+    const before = batch.weight;
+    batch.add(u, muts, weightOf(u));
     this.#held.requests++;
-    this.#held.bytes += weight;
+    this.#held.bytes += batch.weight - before;
     if (this.#closed) this.#spillAll();
     else if (this.#over()) this.#overflow();
     this.#schedule();
@@ -411,7 +411,7 @@ export class UsageWriter {
     return b.requests.map((u, i) => {
       const p = new Batch();
       const muts = mutationsOf(u, this.#builder);
-      p.add(u, muts, weightOf(muts));
+      p.add(u, muts, weightOf(u));
       p.chain = b.chain;
       p.pos = partPosition(b.pos!, i);
       return p;
@@ -453,7 +453,7 @@ export class UsageWriter {
     const whole = new Batch();
     for (const u of e.requests) {
       const muts = mutationsOf(u, this.#builder);
-      if (muts.length > 0) whole.add(u, muts, weightOf(muts));
+      if (muts.length > 0) whole.add(u, muts, weightOf(u));
     }
     if (whole.requests.length === 0) return true; // only request-log entries, all expired since
     whole.chain = chain;
