@@ -180,15 +180,6 @@ Deno.test({
       const v = (await admin(s.t.url, "GET", `/admin/keys/${quota.id}`)).json;
       const q = (v.limits as Record<string, Record<string, number>>).daily_token_quota;
       assertEquals(q.used, 15 * tallies.quota.byStatus[200]);
-      console.log(
-        JSON.stringify({
-          stats: out.stats,
-          p: tallies.plain.byStatus,
-          r: tallies.rated.byStatus,
-          q: tallies.quota.byStatus,
-          used: q.used,
-        }),
-      );
     } finally {
       end.at = 0;
       out.end();
