@@ -8,6 +8,7 @@ import type { HealthBook } from "./upstream/breaker.ts";
 import type { Config } from "./config/env.ts";
 import type { Deadlines } from "./upstream/deadlines.ts";
 import type { Inflight } from "./ops/inflight.ts";
+import type { KvProbe } from "./ops/store_health.ts";
 import type { KeyStore } from "./store/keys.ts";
 import type { LimitStore } from "./store/limits/store.ts";
 import type { Logger } from "./ops/log.ts";
@@ -23,6 +24,8 @@ export interface Context {
   /** The registry in force; replaced as a whole on reload (requests keep the one they started with). */
   registry: Registry;
   kv: Deno.Kv;
+  /** Whether KV answers a read (for `/health`, one read at a time). */
+  kvProbe: KvProbe;
   keys: KeyStore;
   /** Per-key limits, exact across processes. */
   limits: LimitStore;

@@ -9,7 +9,7 @@ import { bodyJson, fakeUpstream } from "./support/upstream.ts";
 import { chunkedResponse } from "./support/streams.ts";
 import { anthropicSse } from "./support/replies.ts";
 import { delay, waitFor } from "./support/wait.ts";
-import { MAIN } from "./support/process.ts";
+import { spawnGateway } from "./support/child.ts";
 import { startGateway } from "../lib/ops/server.ts";
 import { createKeyIn, usageIn } from "./support/kv_file.ts";
 
@@ -30,59 +30,6 @@ function modelsFile(upstream: string, extraRouting: Record<string, string[]> = {
     routing: { claude: ["up"], ...extraRouting },
     known_models: [{ id: "claude-test", provider: "up" }],
   });
-}
-
-interface Child {
-  proc: Deno.ChildProcess;
-  url: string;
-  output: string[];
-}
-
-async function spawnGateway(
-  dir: string,
-  env: Record<string, string>,
-  cwd?: string,
-): Promise<Child> {
-  const proc = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--unstable-kv", "--unstable-no-legacy-abort", "-A", MAIN],
-    cwd,
-    env: {
-      PORT: "0",
-      HOST: "127.0.0.1",
-      KV_PATH: `${dir}/gw.kv`,
-      MODELS_CONFIG: `${dir}/models.json`,
-      UP_KEY: "upstream-secret",
-      USAGE_FLUSH_MS: "50",
-      ...env,
-    },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const output: string[] = [];
-  const lines = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  let url = "";
-  while (!url) {
-    const { done, value } = await lines.read();
-    if (done) throw new Error("gateway exited before listening: " + output.join("\n"));
-    buf += value;
-    let nl;
-    while ((nl = buf.indexOf("\n")) !== -1) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      output.push(line);
-      const j = JSON.parse(line);
-      if (j.msg === "gateway listening") url = `http://${j.address}`;
-    }
-  }
-  (async () => {
-    for (;;) {
-      const { done, value } = await lines.read();
-      if (done) break;
-      output.push(...value.split("\n").filter(Boolean));
-    }
-  })();
-  return { proc, url, output };
 }
 
 async function prepare(upstream: string) {

@@ -1,6 +1,9 @@
 /**
  * `healthcheck`: exit status 0 when the local gateway's `/health` answers
- * 200 with status "ok" (the Docker HEALTHCHECK), 1 otherwise.
+ * 200 (the Docker HEALTHCHECK), 1 otherwise. "degraded" (its KV failing
+ * while it still serves) is healthy for this purpose, and said on stderr:
+ * restarting a gateway does not bring its KV back, and a gateway that
+ * restarts while KV is down cannot start at all.
  */
 import { noMoreThan, parse } from "./args.ts";
 import { HELP } from "./help.ts";
@@ -28,6 +31,11 @@ export const healthcheckCommand: Command = async (args, io) => {
     const body = await res.json().catch(() => ({}));
     if (res.status === 200 && body.status === "ok") {
       io.out(`ok: ${url}`);
+      return 0;
+    }
+    if (res.status === 200 && body.status === "degraded") {
+      io.out(`ok: ${url}`);
+      io.err(`degraded: ${url}: ${JSON.stringify(body.degraded ?? [])}`);
       return 0;
     }
     io.err(`unhealthy: ${url} answered ${res.status} ${JSON.stringify(body.status ?? null)}`);

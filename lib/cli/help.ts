@@ -112,6 +112,7 @@ providers, routing table and known models. Exit status 1 when it is invalid; fie
 ignores (unknown names, often typos) are reported as warnings on stderr.`,
   healthcheck: `Usage: llm-gateway healthcheck [--url <url>] [--timeout <ms>]
 
-Exits 0 when GET <url> (default http://127.0.0.1:$PORT/health) answers 200 with status "ok",
-1 otherwise. Used by the Docker HEALTHCHECK.`,
+Exits 0 when GET <url> (default http://127.0.0.1:$PORT/health) answers 200: status "ok", or
+"degraded" (its KV failing while it serves; said on stderr). 1 otherwise. Used by the Docker
+HEALTHCHECK.`,
 };

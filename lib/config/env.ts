@@ -56,7 +56,22 @@ const EnvSchema = z.object({
     z.string().trim().toLowerCase().pipe(z.literal("auto")),
     int(1, MAX_WORKERS),
   ], { error: `must be auto or a whole number 1 to ${MAX_WORKERS}` }).default(1),
+  KV_TIMEOUT_MS: int(100, 600_000).default(5000),
+  USAGE_BACKLOG_MAX_REQUESTS: int(1).default(100_000),
+  USAGE_BACKLOG_MAX_BYTES: int(64 * 1024).default(64 * MiB),
+  SPILL_PATH: z.string().trim().optional().transform((v) => v || undefined),
+  SPILL_MAX_BYTES: int(0).default(1024 * MiB),
+  RATE_LIMITS_ON_KV_FAILURE: z.enum(["local", "open", "closed"]).default("local"),
+  QUOTAS_ON_KV_FAILURE: z.enum(["closed", "open"]).default("closed"),
 });
+
+/** What a limit does while Deno KV cannot be reached ([limits](../../docs/limits.md)). */
+export interface KvFailurePolicy {
+  /** `rpm`, `tpm`, `max_concurrent`: counted per process, not counted, or refused. */
+  rate: "local" | "open" | "closed";
+  /** Token quotas and money budgets: refused, or not counted. */
+  quota: "closed" | "open";
+}
 
 /** Validated gateway configuration. */
 export interface Config {
@@ -91,6 +106,28 @@ export interface Config {
   requestLogDays: number;
   /** Worker processes serving the port (`auto`: one per core); see lib/ops/workers.ts. */
   workers: number | "auto";
+  /** Longest a KV read or commit is waited for before it counts as failed. */
+  kvTimeoutMs: number;
+  /** Most finished requests whose usage is held in memory while KV fails. */
+  usageBacklogMaxRequests: number;
+  /** Most bytes of usage held in memory while KV fails. */
+  usageBacklogMaxBytes: number;
+  /** Where usage beyond the in-memory bound goes (none: it is dropped, loudly). */
+  spillPath?: string;
+  /** Largest the spill file may grow. */
+  spillMaxBytes: number;
+  /** What limits do while KV cannot be reached. */
+  limitsOnKvFailure: KvFailurePolicy;
+}
+
+/**
+ * The spill file a KV_PATH implies: beside a KV file; `./data/` for a
+ * remote KV; none for `:memory:` (nothing of it outlives the process).
+ */
+export function defaultSpillPath(kvPath: string): string | undefined {
+  if (kvPath === ":memory:") return undefined;
+  if (/^https?:\/\//.test(kvPath)) return "./data/usage-spill.jsonl";
+  return `${kvPath}.spill.jsonl`;
 }
 
 /** Names of every environment variable the gateway reads (besides provider secrets). */
@@ -135,5 +172,11 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     limitHoldMs: e.LIMIT_HOLD_MS,
     requestLogDays: e.REQUEST_LOG_DAYS,
     workers: e.WORKERS,
+    kvTimeoutMs: e.KV_TIMEOUT_MS,
+    usageBacklogMaxRequests: e.USAGE_BACKLOG_MAX_REQUESTS,
+    usageBacklogMaxBytes: e.USAGE_BACKLOG_MAX_BYTES,
+    spillPath: e.SPILL_PATH ?? defaultSpillPath(e.KV_PATH),
+    spillMaxBytes: e.SPILL_MAX_BYTES,
+    limitsOnKvFailure: { rate: e.RATE_LIMITS_ON_KV_FAILURE, quota: e.QUOTAS_ON_KV_FAILURE },
   };
 }

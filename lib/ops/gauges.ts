@@ -1,7 +1,7 @@
 /**
  * Scrape-time gauges: in-flight requests, open streams, breaker states,
- * configured providers, pending usage, uptime and build info, read from the
- * live context when `/metrics` is scraped.
+ * configured providers, pending usage and its backlog while KV fails, uptime
+ * and build info, read from the live context when `/metrics` is scraped.
  */
 import type { Context } from "../context.ts";
 import { VERSION } from "./health.ts";
@@ -53,6 +53,33 @@ export function addGauges(ctx: Context): void {
       {},
       ctx.usageWriter.pending,
     ]],
+  );
+  m.gauge(
+    "gateway_usage_backlog_requests",
+    "Finished requests whose usage is held in memory, not yet in KV.",
+    [],
+    () => [[{}, ctx.usageWriter.backlog.requests]],
+  );
+  m.gauge(
+    "gateway_usage_backlog_bytes",
+    "About the memory the usage held in memory takes.",
+    [],
+    () => [[{}, ctx.usageWriter.backlog.bytes]],
+  );
+  m.gauge(
+    "gateway_usage_spill_bytes",
+    "Bytes in the usage spill file, waiting to be replayed into KV.",
+    [],
+    () => [[{}, ctx.usageWriter.backlog.spillBytes]],
+  );
+  m.gauge(
+    "gateway_kv_writes_failing",
+    "1 while KV fails this part's writes (usage: usage is held; limits: the fallback policy applies).",
+    ["part"],
+    () => [
+      [{ part: "usage" }, ctx.usageWriter.backlog.failingSince === undefined ? 0 : 1],
+      [{ part: "limits" }, ctx.limits.unavailable ? 1 : 0],
+    ],
   );
   m.gauge("gateway_uptime_seconds", "Seconds since the gateway started.", [], () => [[
     {},

@@ -158,6 +158,21 @@ export class Metrics {
     "Usage entries Deno KV refused to store (set aside and logged, never retried).",
     [],
   );
+  readonly usageSpilled = new Counter(
+    "gateway_usage_spilled_total",
+    "Requests whose usage went to the spill file (KV failing and the in-memory backlog full, or a stop during an outage).",
+    [],
+  );
+  readonly usageDropped = new Counter(
+    "gateway_usage_dropped_total",
+    "Requests whose usage was lost: beyond the in-memory backlog with no spill file, or the spill file full.",
+    [],
+  );
+  readonly limitFallbacks = new Counter(
+    "gateway_limit_fallbacks_total",
+    "Admissions decided without KV, by the policy that applied (local, open, closed).",
+    ["policy"],
+  );
   readonly upstreamErrors = new Counter(
     "gateway_upstream_errors_total",
     "Failed upstream attempts by provider and kind (network, timeout, status, stream).",
@@ -239,6 +254,9 @@ export class Metrics {
       this.incomplete,
       this.upstreamErrors,
       this.usageRejected,
+      this.usageSpilled,
+      this.usageDropped,
+      this.limitFallbacks,
       this.duration,
       this.ttfb,
       this.upstream,

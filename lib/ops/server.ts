@@ -13,7 +13,6 @@ import { Inflight } from "./inflight.ts";
 import { KeyStore } from "../store/keys.ts";
 import { errorMessage, Logger, type Sink } from "./log.ts";
 import { addGauges } from "./gauges.ts";
-import { newId } from "./ids.ts";
 import { Metrics } from "./metrics.ts";
 import { importLunaFile } from "../store/luna_import.ts";
 import { loadRegistry, type Registry, RegistryError } from "../config/registry.ts";
@@ -23,11 +22,11 @@ import { filePathProblem, kvError, kvPathProblem, listenError } from "./startup_
 import { createRouter } from "../http/router.ts";
 import { fallbackShape, ROUTES } from "../http/routes.ts";
 import { usageSeed } from "../store/limits/seed.ts";
-import { LimitStore } from "../store/limits/store.ts";
 import { Windows } from "../store/limits/windows.ts";
 import { UsageReader } from "../store/usage/reader.ts";
-import { UsageWriter } from "../store/usage/writer.ts";
 import { singleProcess, type WorkerInfo } from "./workers.ts";
+import { adoptSpills, createLimitStore, createUsageWriter, spillPathOf } from "./stores.ts";
+import { KvProbe } from "./store_health.ts";
 
 /** What a gateway is built from; everything but `config` has a production default. */
 export interface GatewayOptions {
@@ -104,13 +103,14 @@ async function createContext(opts: GatewayOptions): Promise<Context> {
   const keys = new KeyStore(kv, clock);
   await keys.load();
   const metrics = new Metrics(config.metricsPerKey);
-  const usageWriter = new UsageWriter(kv, buckets, config.usageFlushMs, {
-    onRetry: (e) => log.error("usage write failed; will retry", { error: errorMessage(e) }),
-    onRejected: (keyId, e) => {
-      metrics.usageRejected.inc({});
-      log.error("usage refused by KV; set aside", { key_id: keyId, error: errorMessage(e) });
-    },
-    onCommit: (ms) => metrics.kvWrite.observe({}, ms / 1000),
+  const spillPath = config.spillPath && spillPathOf(config.spillPath, worker.id, worker.count);
+  if (config.spillPath && spillPath && worker.id === 1) {
+    const adopted = await adoptSpills(config.spillPath, spillPath, worker.count);
+    if (adopted) log.warn("usage spilled by earlier processes adopted", { spill_file: spillPath });
+  }
+  const usageWriter = createUsageWriter(kv, config, buckets, clock, log, metrics, spillPath);
+  await usageWriter.start().catch((e) => {
+    throw new ConfigError(`SPILL_PATH ${config.spillPath}: ${errorMessage(e)}`);
   });
   const usageReader = new UsageReader(kv, () => usageWriter.flush());
   const windows = new Windows(config.usageTz);
@@ -118,15 +118,11 @@ async function createContext(opts: GatewayOptions): Promise<Context> {
     config,
     registry: opts.registry ?? await loadConfiguredRegistry(config.modelsPath),
     kv,
+    kvProbe: new KvProbe(kv),
     keys,
     usageWriter,
     usageReader,
-    limits: new LimitStore(kv, clock, windows, {
-      processId: newId(),
-      seed: usageSeed(usageReader, windows),
-      heldTtlMs: config.limitHoldMs,
-      onError: (e) => log.error("limit store write failed; will retry", { error: errorMessage(e) }),
-    }),
+    limits: createLimitStore(kv, config, clock, windows, usageSeed(usageReader, windows), log),
     buckets,
     clock,
     log,
@@ -177,6 +173,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   } catch (e) {
     ctx.keys.close();
     await ctx.limits.close();
+    await ctx.usageWriter.close();
     if (!opts.kv) ctx.kv.close();
     throw e;
   }
@@ -260,8 +257,12 @@ async function serve(ctx: Context, opts: GatewayOptions): Promise<Gateway> {
       await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
       ctx.keys.close();
       ctx.deadlines.close();
-      await ctx.limits.close();
-      await ctx.usageWriter.flush();
+      const unsettled = await ctx.limits.close();
+      if (unsettled > 0) {
+        log.warn("limit settlements not written: KV is failing", { settlements: unsettled });
+      }
+      // Writes the usage still held; what KV does not take goes to the spill file.
+      await ctx.usageWriter.close();
       if (!opts.kv) ctx.kv.close();
       log.info("gateway stopped");
     })();

@@ -10,6 +10,10 @@
  *   highest rates) and is admitted only if that fits; when it ends, the
  *   reservation is replaced by what it used (`Admission.settle`).
  *
+ * When KV cannot be asked, `RATE_LIMITS_ON_KV_FAILURE` and
+ * `QUOTAS_ON_KV_FAILURE` decide: counted by this process alone, not
+ * counted, or refused with 503 `limits_unavailable`.
+ *
  * The provider allowlist is applied when the chain is chosen (`chain.ts`),
  * since it filters providers rather than requests.
  */
@@ -21,7 +25,7 @@ import { GatewayError } from "../http/errors.ts";
 import { count, type Metered, type Tokens } from "../metering/tokens.ts";
 import type { KeyRecord } from "../store/keys.ts";
 import type { Claim, Exceeded, Standing } from "../store/limits/ledger.ts";
-import { hasLimits } from "../store/limits/store.ts";
+import { type Admitted, hasLimits } from "../store/limits/store.ts";
 import type { RequestBody } from "./body.ts";
 import { ok, refused, type Result } from "./result.ts";
 
@@ -202,19 +206,27 @@ export async function admit(
   if (c.requests === 0 && c.concurrent === 0 && c.tokens === 0 && c.microUsd === 0) {
     return ok(UNLIMITED);
   }
-  let decided;
+  let decided: Admitted;
   try {
     decided = await ctx.limits.admit(key.id, key.limits, c);
   } catch (e) {
-    ctx.log.error("limit check failed", { key_id: key.id, error: (e as Error).message });
-    return refused(
-      new GatewayError(
-        503,
-        "limits_unavailable",
-        `the gateway cannot check API key "${key.name}"'s limits right now; retry shortly`,
-        { "retry-after": "1" },
-      ),
-    );
+    // KV cannot be asked: the configured policy decides (the store logs the outage once).
+    const off = ctx.limits.admitOffline(key.id, key.limits, c, ctx.config.limitsOnKvFailure);
+    const policy = "closed" in off ? "closed" : off.policy;
+    ctx.metrics.limitFallbacks.inc({ policy });
+    if ("closed" in off) {
+      ctx.log.debug("limit check failed", { key_id: key.id, error: (e as Error).message });
+      const what = off.closed === "quota" ? "quotas and budgets" : "rate limits";
+      return refused(
+        new GatewayError(
+          503,
+          "limits_unavailable",
+          `the gateway cannot check API key "${key.name}"'s ${what} right now; retry shortly`,
+          { "retry-after": "1" },
+        ),
+      );
+    }
+    decided = off;
   }
   const now = ctx.clock.now();
   const headers = rateHeaders(decided.standings, now);

@@ -12,13 +12,17 @@ import { type FakeUpstream, fakeUpstream, type Seen } from "./upstream.ts";
 /** The admin secret every test gateway uses. */
 export const ADMIN_KEY = "test-admin-key-0123456789";
 
-/** Test configuration: port 0 on 127.0.0.1, in-memory KV, admin on, no coalescing delay. */
+/**
+ * Test configuration: port 0 on 127.0.0.1, in-memory KV, no spill file
+ * (never a developer's ./data), admin on, no coalescing delay.
+ */
 export function testConfig(over: Partial<Config> = {}): Config {
   return {
     ...loadConfig({}),
     port: 0,
     host: "127.0.0.1",
     kvPath: ":memory:",
+    spillPath: undefined,
     adminKey: ADMIN_KEY,
     usageFlushMs: 0,
     ...over,

@@ -27,6 +27,8 @@ export interface Held {
   windows: Record<string, Amount>;
   /** Epoch ms after which the holdings count as given back (the process stopped refreshing). */
   until?: number;
+  /** The id of the commit that wrote this entry: tells the process whether a commit it lost track of landed. */
+  commit?: string;
 }
 
 /** A key's limit state: committed use of the windows in question, and every process's holdings. */
@@ -199,7 +201,7 @@ export function exceeded(
 }
 
 /** The windows a claim reserves in, by the limits the key has. */
-function reservationWindows(limits: KeyLimits, w: Windows3): Window[] {
+export function reservationWindows(limits: KeyLimits, w: Windows3): Window[] {
   const out: Window[] = [];
   if (limits.tpm !== undefined) out.push(w.minute);
   if (limits.dailyTokens !== undefined || limits.dailyMicroUsd !== undefined) out.push(w.day);

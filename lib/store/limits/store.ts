@@ -12,17 +12,30 @@
  *   `d<YYYY-MM-DD>`, `M<YYYY-MM>`), expiring a day after the window ends;
  * - `["limits", id, "held", process]`: what one process's open requests hold,
  *   valid until {@link HELD_TTL_MS} after its last refresh (the entry says
- *   until when; KV deletes it later), so a process that dies gives its
- *   reservations and concurrency slots back by itself.
+ *   until when; KV deletes it a day later), so a process that dies gives its
+ *   reservations and concurrency slots back by itself. It also names the
+ *   process's last commit, which settles whether a commit whose answer was
+ *   lost landed.
  *
  * Within a process, the requests of one key queue at that key's gate and are
  * decided together, one commit for all of them; the state written last is
  * kept and used for the next commit without reading (the gate's check
  * catches any other process's change), and read again at least every
  * {@link REREAD_MS}.
+ *
+ * When KV fails or does not answer within the timeout, an admission is
+ * answered with {@link LimitsUnavailable} (the caller applies the fallback
+ * policy, {@link LimitStore.admitOffline}), and for a second after a failure
+ * admissions do not wait on KV at all. Settlements are kept (merged per key)
+ * and retried. A commit whose outcome is unknown is never guessed at: the
+ * gate waits for that very commit, or reads its own entry, before it decides
+ * anything else, so a settlement is never counted twice.
  */
 import type { Clock } from "../../ops/clock.ts";
+import { newId } from "../../ops/ids.ts";
+import type { KvFailurePolicy } from "../../config/env.ts";
 import { whileBusy } from "../kv_busy.ts";
+import { KvTimeout, type Settled, settled, withTimeout } from "../kv_timeout.ts";
 import type { KeyLimits } from "../keys.ts";
 import {
   admitInto,
@@ -34,12 +47,14 @@ import {
   holdsNothing,
   type LimitState,
   type Reservation,
+  reservationWindows,
   settleInto,
   type Standing,
   standings,
   type Use,
   type Windows3,
 } from "./ledger.ts";
+import { LocalLimits, rateLimitsOf } from "./local.ts";
 import type { Window, Windows } from "./windows.ts";
 
 /** How long a process's holdings live without a refresh (by default). */
@@ -48,7 +63,17 @@ export const HELD_TTL_MS = 60_000;
 const REREAD_MS = 2_000;
 /** Most keys whose gates a process keeps. */
 const MAX_GATES = 10_000;
+/** After a failure, admissions skip KV for this long (one goes through as a probe). */
+const PROBE_MS = 1_000;
 const DAY = 86_400_000;
+
+/** KV could not be asked about a key's limits (it failed or did not answer in time). */
+export class LimitsUnavailable extends Error {
+  constructor(why: string) {
+    super(`the limit store cannot reach Deno KV: ${why}`);
+    this.name = "LimitsUnavailable";
+  }
+}
 
 /** An admitted request's hold on its key's limits. Settle it exactly once. */
 export interface Ticket {
@@ -64,18 +89,27 @@ export type Admitted =
   | { ok: true; ticket: Ticket; standings: Standing[] }
   | { ok: false; exceeded: Exceeded; standings: Standing[] };
 
+/**
+ * An admission decided without KV: by the local counters (`local`), not
+ * counted (`open`), or refused because a limit of that kind fails closed.
+ */
+export type OfflineAdmitted =
+  | (Admitted & { policy: "local" | "open" })
+  | { closed: "rate" | "quota" };
+
 /** Reads the use already recorded in a day or month window (for a limit set mid-window). */
 export type Seed = (keyId: string, window: "day" | "month", now: number) => Promise<Amount>;
 
-type Op =
-  | {
-    kind: "admit";
-    limits: KeyLimits;
-    claim: Claim;
-    done: (r: Admitted | Error) => void;
-  }
-  | { kind: "settle"; reservation: Reservation; used: Amount; done: () => void }
-  | { kind: "refresh" };
+type AdmitOp = {
+  kind: "admit";
+  limits: KeyLimits;
+  claim: Claim;
+  /** Delivers the answer; false when the admission was already answered (it timed out). */
+  answer: (r: Admitted | Error) => boolean;
+  answered: () => boolean;
+};
+type SettleOp = { kind: "settle"; reservation: Reservation; used: Amount; done: (() => void)[] };
+type Op = AdmitOp | SettleOp | { kind: "refresh" };
 
 const gateKey = (id: string) => ["limits", id, "gate"];
 const useKey = (id: string, w: string) => ["limits", id, "use", w];
@@ -102,20 +136,45 @@ export function hasLimits(l: KeyLimits | undefined): l is KeyLimits {
   return !!l && Object.values(l).some((v) => v !== undefined);
 }
 
+/** True when `l` has a rate limit (`rpm`, `tpm`, `max_concurrent`). */
+function hasRateLimits(l: KeyLimits): boolean {
+  return hasLimits(rateLimitsOf(l));
+}
+
+/** True when `l` has a token quota or a money budget. */
+function hasQuotas(l: KeyLimits): boolean {
+  return l.dailyTokens !== undefined || l.monthlyTokens !== undefined ||
+    l.dailyMicroUsd !== undefined || l.monthlyMicroUsd !== undefined;
+}
+
 function cloneState(s: LimitState): LimitState {
   return {
     use: new Map([...s.use].map(([k, v]) => [k, { ...v }])),
-    held: new Map(
-      [...s.held].map(([k, v]) => [
-        k,
-        {
-          concurrent: v.concurrent,
-          windows: Object.fromEntries(Object.entries(v.windows).map(([w, a]) => [w, { ...a }])),
-          until: v.until,
-        },
-      ]),
-    ),
+    held: new Map([...s.held].map(([k, v]) => [k, structuredClone(v)])),
   };
+}
+
+/** Two settlements over the same windows, as one (their sums). */
+function mergeInto(a: SettleOp, b: SettleOp): boolean {
+  const wa = Object.keys(a.reservation.windows), wb = Object.keys(b.reservation.windows);
+  if (wa.length !== wb.length || wa.some((id) => !(id in b.reservation.windows))) return false;
+  const r = a.reservation;
+  r.concurrent += b.reservation.concurrent;
+  r.microUsd += b.reservation.microUsd;
+  for (const id of wa) {
+    r.windows[id] = {
+      tokens: r.windows[id].tokens + b.reservation.windows[id].tokens,
+      microUsd: r.windows[id].microUsd + b.reservation.windows[id].microUsd,
+    };
+  }
+  a.used = { tokens: a.used.tokens + b.used.tokens, microUsd: a.used.microUsd + b.used.microUsd };
+  a.done.push(...b.done);
+  return true;
+}
+
+/** A settlement that gives a reservation back unused (an admission nobody will settle). */
+function release(r: Reservation): SettleOp {
+  return { kind: "settle", reservation: r, used: { tokens: 0, microUsd: 0 }, done: [] };
 }
 
 interface Known {
@@ -126,19 +185,41 @@ interface Known {
   seeded: Set<string>;
 }
 
+/** An admission's answer, with the reservation it made (when admitted). */
+type Result = [AdmitOp, Admitted, Reservation | undefined];
+
+/** A commit whose outcome is not known yet, and what hangs on it. */
+interface Doubt {
+  done: Promise<Settled<Deno.KvCommitResult | Deno.KvCommitError>>;
+  /** The id the commit wrote into this process's held entry. */
+  nonce: string;
+  /** This process's holdings if it landed. */
+  mine: Held;
+  /** Settlements and refreshes it carried. */
+  ops: Op[];
+  /** Reservations it made for admissions that were answered without it. */
+  reservations: Reservation[];
+}
+
 /** One key's queue of operations, decided and committed together. */
 class Gate {
   #queue: Op[] = [];
   #running?: Promise<void>;
   #busy = false;
   #known?: Known;
+  #reading?: { windows: string; done: Promise<Settled<Known>> };
+  #doubt?: Doubt;
   /** What this process holds for the key (as last committed). */
   held: Held = { concurrent: 0, windows: {} };
 
   constructor(readonly keyId: string, readonly store: LimitStore) {}
 
   push(op: Op): void {
-    this.#queue.push(op);
+    if (op.kind === "refresh" && this.#queue.some((o) => o.kind === "refresh")) return;
+    // Settlements queued while KV is away stay one per set of windows, however many arrive.
+    const merged = op.kind === "settle" &&
+      this.#queue.some((o) => o.kind === "settle" && mergeInto(o, op));
+    if (!merged) this.#queue.push(op);
     if (!this.#busy) {
       this.#busy = true;
       this.#running = this.#drain();
@@ -146,7 +227,13 @@ class Gate {
   }
 
   get idle(): boolean {
-    return this.#queue.length === 0 && !this.#busy && holdsNothing(this.held);
+    return this.#queue.length === 0 && !this.#busy && !this.#doubt && holdsNothing(this.held);
+  }
+
+  /** Settlements not yet written (for a stop that cannot wait for KV). */
+  get unsettled(): number {
+    const n = (ops: Op[]) => ops.filter((o) => o.kind === "settle").length;
+    return n(this.#queue) + n(this.#doubt?.ops ?? []);
   }
 
   /** Resolves once the queue is empty. */
@@ -157,20 +244,24 @@ class Gate {
   async #drain(): Promise<void> {
     let failures = 0;
     try {
-      while (this.#queue.length > 0) {
-        const ops = this.#queue.splice(0);
+      while ((this.#queue.length > 0 || this.#doubt) && !this.store.stopped) {
+        let ops: Op[] = [];
         try {
-          await this.#apply(ops);
+          if (this.#doubt) await this.#resolveDoubt();
+          ops = this.#queue.splice(0).filter((o) => o.kind !== "admit" || !o.answered());
+          if (ops.length > 0) await this.#apply(ops);
           failures = 0;
         } catch (e) {
-          // The store failed: admissions are answered with the error; settlements wait and retry.
-          for (const op of ops) if (op.kind === "admit") op.done(e as Error);
-          const keep = ops.filter((op) => op.kind !== "admit");
+          // Admissions get the fallback; settlements and refreshes wait and are retried.
+          const why = new LimitsUnavailable((e as Error).message);
+          for (const op of ops) if (op.kind === "admit") op.answer(why);
+          const carried = new Set(this.#doubt?.ops ?? []);
+          const keep = ops.filter((op) => op.kind !== "admit" && !carried.has(op));
           this.#queue.unshift(...keep);
           this.#known = undefined;
-          this.store.onError(e);
-          if (keep.length === 0) continue;
-          await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** failures++)));
+          this.store.failed(e);
+          if (this.#queue.length === 0 && !this.#doubt) continue;
+          await this.store.pause(Math.min(5_000, 50 * 2 ** failures++));
         }
       }
     } finally {
@@ -179,10 +270,60 @@ class Gate {
     }
   }
 
+  /**
+   * Settles the last commit whose outcome was unknown: waits for that very
+   * commit (never a second one beside it), or, when it threw, reads whether
+   * this process's entry carries its id.
+   */
+  async #resolveDoubt(): Promise<void> {
+    const d = this.#doubt!;
+    const store = this.store;
+    const r = await withTimeout(d.done, store.timeoutMs, "a limits commit");
+    let landed: boolean;
+    if (r.ok) landed = r.value.ok;
+    else {
+      const e = await withTimeout(
+        whileBusy(() => store.kv.get<Held>([...heldPrefix(this.keyId), store.processId])),
+        store.timeoutMs,
+        "a limits read",
+      );
+      landed = e.value?.commit === d.nonce;
+    }
+    this.#doubt = undefined;
+    this.#known = undefined;
+    if (r.ok) store.answered();
+    if (!landed) {
+      this.#queue.unshift(...d.ops);
+      return;
+    }
+    this.held = d.mine;
+    for (const o of d.ops) if (o.kind === "settle") o.done.forEach((f) => f());
+    this.#queue.unshift(...d.reservations.map(release));
+  }
+
+  /** The key's state from KV; a read still under way from an earlier round is waited for, not repeated. */
+  async #read(list: ToRead[], now: number): Promise<Known> {
+    const windows = list.map((x) => x.win.id).sort().join();
+    const store = this.store;
+    if (this.#reading?.windows !== windows) {
+      // A read for other windows may still hang; it is dropped (reads change nothing).
+      this.#reading = {
+        windows,
+        done: settled(whileBusy(() => readState(store, this.keyId, list, now))),
+      };
+    }
+    const r = await withTimeout(this.#reading.done, store.timeoutMs, "a limits read");
+    this.#reading = undefined;
+    if (!r.ok) throw r.error;
+    return r.value;
+  }
+
   async #apply(ops: Op[]): Promise<void> {
     const store = this.store;
     const pid = store.processId;
     const admits = ops.filter((o) => o.kind === "admit");
+    /** A commit refused by the gate's check that may have been our own, sent twice by a remote KV's client. */
+    let lost: { nonce: string; mine: Held; results: Result[] } | undefined;
     for (;;) {
       const now = store.clock.now();
       const w = store.windows3(now);
@@ -205,8 +346,18 @@ class Gate {
         !known || now - known.readAt > REREAD_MS || needed.some((id) => !known!.state.use.has(id))
       ) {
         fresh = true;
-        known = await whileBusy(() => readState(store, this.keyId, [...reads.values()], now));
+        known = await this.#read([...reads.values()], now);
       }
+      if (lost && known.state.held.get(pid)?.commit === lost.nonce) {
+        // It was: the entry names it. Done, without deciding (and settling) a second time.
+        this.held = lost.mine;
+        this.#known = undefined;
+        store.answered();
+        this.#deliver(lost.results);
+        for (const o of ops) if (o.kind === "settle") o.done.forEach((f) => f());
+        return;
+      }
+      lost = undefined;
       const state = cloneState(known.state);
       // Holdings of a process that stopped refreshing them are given back.
       for (const [id, h] of state.held) {
@@ -215,26 +366,27 @@ class Gate {
       // Our own holdings are what we last committed, whatever a stale read says.
       state.held.set(pid, structuredClone(this.held));
       const before = new Map([...state.use].map(([k, v]) => [k, { ...v }]));
-      const results: [Op & { kind: "admit" }, Admitted][] = [];
+      const results: Result[] = [];
       for (const op of ops) {
         if (op.kind === "settle") settleInto(state, pid, op.reservation, op.used);
       }
       for (const op of admits) {
         const over = exceeded(op.limits, state, w, op.claim);
         if (over) {
-          results.push([op, {
-            ok: false,
+          const r = {
+            ok: false as const,
             exceeded: over,
             standings: standings(op.limits, state, w),
-          }]);
+          };
+          results.push([op, r, undefined]);
           continue;
         }
-        const r = admitInto(state, pid, op.limits, w, op.claim);
+        const res = admitInto(state, pid, op.limits, w, op.claim);
         results.push([op, {
           ok: true,
-          ticket: this.#ticket(r),
+          ticket: this.#ticket(res),
           standings: standings(op.limits, state, w),
-        }]);
+        }, res]);
       }
       if (!fresh && results.some(([, r]) => !r.ok)) {
         // A cached state can only over-count (others may have settled since): refuse on a fresh read.
@@ -250,52 +402,84 @@ class Gate {
       const heldChanged = JSON.stringify({ ...mine, until: 0 }) !==
           JSON.stringify({ ...this.held, until: 0 }) || ops.some((o) => o.kind === "refresh");
       if (changedUse.length === 0 && !heldChanged) {
-        for (const [o, r] of results) o.done(r);
-        for (const o of ops) if (o.kind === "settle") o.done();
+        this.#deliver(results);
+        for (const o of ops) if (o.kind === "settle") o.done.forEach((f) => f());
         return;
       }
       const gateValue = (known.gate.value ?? 0) + 1;
-      const op = store.kv.atomic()
-        .check({ key: gateKey(this.keyId), versionstamp: known.gate.versionstamp })
-        .set(gateKey(this.keyId), gateValue);
+      const nonce = newId();
+      mine.until = now + store.heldTtlMs;
+      mine.commit = nonce;
+      // Step by step, not chained: a wrapped AtomicOperation may return its target.
+      const op = store.kv.atomic();
+      op.check({ key: gateKey(this.keyId), versionstamp: known.gate.versionstamp });
+      op.set(gateKey(this.keyId), gateValue);
       for (const [id, u] of changedUse) {
         op.set(useKey(this.keyId, id), u, { expireIn: store.useTtl(id, w, now) });
       }
-      if (holdsNothing(mine)) op.delete([...heldPrefix(this.keyId), pid]);
-      else {
-        mine.until = now + store.heldTtlMs;
-        op.set([...heldPrefix(this.keyId), pid], mine, { expireIn: store.heldTtlMs });
+      // Always written (also when holding nothing): it names this commit. KV drops it a day after it lapses.
+      op.set([...heldPrefix(this.keyId), pid], mine, { expireIn: store.heldTtlMs + DAY });
+      const done = settled(whileBusy(() => op.commit()));
+      let outcome: Settled<Deno.KvCommitResult | Deno.KvCommitError>;
+      try {
+        outcome = await withTimeout(done, store.timeoutMs, "a limits commit");
+      } catch (e) {
+        outcome = { ok: false, error: e };
       }
-      const res = await whileBusy(() => op.commit());
-      if (!res.ok) {
-        this.#known = undefined; // another process changed the key: read and decide again
+      if (!outcome.ok) {
+        // Landed or not, nobody can say yet: the next round finds out before anything else.
+        this.#doubt = {
+          done,
+          nonce,
+          mine: structuredClone(mine),
+          ops: ops.filter((o) => o.kind !== "admit"),
+          reservations: results.flatMap(([, , r]) => r ? [r] : []),
+        };
+        throw outcome.error;
+      }
+      store.answered();
+      if (!outcome.value.ok) {
+        // Another process changed the key (or our own commit landed on a first send): read and see.
+        this.#known = undefined;
+        lost = { nonce, mine: structuredClone(mine), results };
         continue;
       }
       this.held = structuredClone(mine);
       this.#known = {
         state,
-        gate: { key: gateKey(this.keyId), value: gateValue, versionstamp: res.versionstamp },
+        gate: {
+          key: gateKey(this.keyId),
+          value: gateValue,
+          versionstamp: outcome.value.versionstamp,
+        },
         readAt: known.readAt,
         seeded: new Set(),
       };
-      for (const [o, r] of results) o.done(r);
-      for (const o of ops) if (o.kind === "settle") o.done();
+      this.#deliver(results);
+      for (const o of ops) if (o.kind === "settle") o.done.forEach((f) => f());
       return;
     }
   }
 
+  /** Answers admissions; one that timed out meanwhile gives its reservation back. */
+  #deliver(results: Result[]): void {
+    for (const [o, r, res] of results) {
+      if (!o.answer(r) && res) this.#queue.push(release(res));
+    }
+  }
+
   #ticket(r: Reservation): Ticket {
-    let settled = false;
+    let done = false;
     return {
       settle: (used) => {
-        if (settled) return Promise.resolve();
-        settled = true;
-        return new Promise((done) =>
+        if (done) return Promise.resolve();
+        done = true;
+        return new Promise((resolve) =>
           this.push({
             kind: "settle",
             reservation: r,
             used: { tokens: used.tokens, microUsd: used.microUsd ?? r.microUsd },
-            done,
+            done: [resolve],
           })
         );
       },
@@ -309,26 +493,46 @@ export class LimitStore {
   readonly clock: Clock;
   readonly processId: string;
   readonly seed: Seed;
-  readonly onError: (e: unknown) => void;
   /** How long this process's holdings stay valid without a refresh. */
   readonly heldTtlMs: number;
+  /** Longest a KV read or commit is waited for. */
+  readonly timeoutMs: number;
+  #onDown: (e: unknown) => void;
+  #onUp: (downMs: number) => void;
   #windows: Windows;
   #gates = new Map<string, Gate>();
+  #local = new LocalLimits();
   #timer: ReturnType<typeof setInterval>;
+  #down?: { since: number; error: string };
+  #lastProbe = -Infinity;
+  #stopped = false;
+  /** Pauses between retries, cut short by a stop. */
+  #pauses = new Set<() => void>();
 
   constructor(
     kv: Deno.Kv,
     clock: Clock,
     windows: Windows,
-    o: { processId: string; seed: Seed; onError?: (e: unknown) => void; heldTtlMs?: number },
+    o: {
+      processId: string;
+      seed: Seed;
+      heldTtlMs?: number;
+      timeoutMs?: number;
+      /** KV stopped answering (the first failure of a run of them). */
+      onDown?: (e: unknown) => void;
+      /** KV answers again, after `downMs`. */
+      onUp?: (downMs: number) => void;
+    },
   ) {
     this.kv = kv;
     this.clock = clock;
     this.#windows = windows;
     this.processId = o.processId;
     this.seed = o.seed;
-    this.onError = o.onError ?? (() => {});
     this.heldTtlMs = o.heldTtlMs ?? HELD_TTL_MS;
+    this.timeoutMs = o.timeoutMs ?? 5_000;
+    this.#onDown = o.onDown ?? (() => {});
+    this.#onUp = o.onUp ?? (() => {});
     this.#timer = setInterval(() => this.#refresh(), this.heldTtlMs / 3);
     Deno.unrefTimer(this.#timer);
   }
@@ -354,6 +558,50 @@ export class LimitStore {
     return Math.max(60_000, end - now + DAY);
   }
 
+  /** Since when (epoch ms) KV has been failing the limit store, and why; undefined while it answers. */
+  get unavailable(): { since: number; error: string } | undefined {
+    return this.#down && { ...this.#down };
+  }
+
+  /** True once {@link close} gave up waiting for KV. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Resolves after `ms`, or at once when the store stops. */
+  pause(ms: number): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        this.#pauses.delete(end);
+        resolve();
+      };
+      const timer = setTimeout(end, ms);
+      this.#pauses.add(end);
+    });
+  }
+
+  /** A KV operation failed. */
+  failed(e: unknown): void {
+    const error = e instanceof Error ? e.message : String(e);
+    if (this.#down) {
+      this.#down.error = error;
+      return;
+    }
+    this.#down = { since: this.clock.now(), error };
+    this.#lastProbe = performance.now();
+    this.#onDown(e);
+  }
+
+  /** A KV write was answered. */
+  answered(): void {
+    if (!this.#down) return;
+    const since = this.#down.since;
+    this.#down = undefined;
+    this.#onUp(this.clock.now() - since);
+  }
+
   #gate(keyId: string): Gate {
     let g = this.#gates.get(keyId);
     if (!g) {
@@ -366,23 +614,106 @@ export class LimitStore {
     return g;
   }
 
-  /** Admits a request's claim against the key's limits, or says which limit it would exceed. */
+  /**
+   * Admits a request's claim against the key's limits, or says which limit
+   * it would exceed. Rejects with {@link LimitsUnavailable} when KV fails or
+   * does not answer within the timeout, and at once while KV is known to
+   * fail (one admission a second goes through to find out whether it is back).
+   */
   admit(keyId: string, limits: KeyLimits, claim: Claim): Promise<Admitted> {
+    if (this.#down) {
+      const t = performance.now();
+      if (t - this.#lastProbe < PROBE_MS) {
+        return Promise.reject(new LimitsUnavailable(this.#down.error));
+      }
+      this.#lastProbe = t;
+    }
     return new Promise((resolve, reject) => {
+      let answered = false;
+      const answer = (r: Admitted | Error) => {
+        if (answered) return false;
+        answered = true;
+        clearTimeout(timer);
+        if (r instanceof Error) reject(r);
+        else resolve(r);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        const e = new KvTimeout("a limits check", this.timeoutMs);
+        if (answer(new LimitsUnavailable(e.message))) this.failed(e);
+      }, this.timeoutMs);
       this.#gate(keyId).push({
         kind: "admit",
         limits,
         claim,
-        done: (r) => r instanceof Error ? reject(r) : resolve(r),
+        answer,
+        answered: () => answered,
       });
     });
+  }
+
+  /**
+   * Decides an admission without KV, by `policy`: a key with a quota or
+   * budget is refused when quotas fail closed; one with a rate limit is
+   * refused when rate limits fail closed, or counted by this process alone
+   * when they are `local`. What the request uses is still settled into KV's
+   * windows once KV answers, so quotas count it afterwards.
+   */
+  admitOffline(
+    keyId: string,
+    limits: KeyLimits,
+    claim: Claim,
+    policy: KvFailurePolicy,
+  ): OfflineAdmitted {
+    const rate = hasRateLimits(limits);
+    if (hasQuotas(limits) && policy.quota === "closed") return { closed: "quota" };
+    if (rate && policy.rate === "closed") return { closed: "rate" };
+    const now = this.clock.now();
+    const w = this.windows3(now);
+    let local: Reservation | undefined;
+    let found: Standing[] = [];
+    if (rate && policy.rate === "local") {
+      const d = this.#local.admit(keyId, limits, w, claim);
+      if (!d.ok) {
+        return { ok: false, exceeded: d.exceeded, standings: d.standings, policy: "local" };
+      }
+      local = d.reservation;
+      found = d.standings;
+    }
+    // The windows the request's use belongs in, holding nothing: settling adds what it used.
+    const windows: Record<string, Amount> = {};
+    for (const win of reservationWindows(limits, w)) windows[win.id] = { tokens: 0, microUsd: 0 };
+    let done = false;
+    const ticket: Ticket = {
+      settle: (used) => {
+        if (done) return Promise.resolve();
+        done = true;
+        const amount = { tokens: used.tokens, microUsd: used.microUsd ?? claim.microUsd };
+        if (local) this.#local.settle(keyId, local, amount);
+        if (Object.keys(windows).length === 0) return Promise.resolve();
+        return new Promise((resolve) =>
+          this.#gate(keyId).push({
+            kind: "settle",
+            reservation: { concurrent: 0, windows, microUsd: claim.microUsd },
+            used: amount,
+            done: [resolve],
+          })
+        );
+      },
+    };
+    return { ok: true, ticket, standings: found, policy: local ? "local" : "open" };
   }
 
   /** Every limit of a key with what is committed and held against it now (read from KV). */
   async standings(keyId: string, limits: KeyLimits): Promise<Standing[]> {
     const now = this.clock.now();
     const w = this.windows3(now);
-    return standings(limits, (await readState(this, keyId, windowsOf(limits, w), now)).state, w);
+    const known = await withTimeout(
+      readState(this, keyId, windowsOf(limits, w), now),
+      this.timeoutMs,
+      "a limits read",
+    );
+    return standings(limits, known.state, w);
   }
 
   #refresh(): void {
@@ -391,10 +722,25 @@ export class LimitStore {
     }
   }
 
-  /** Waits for every pending settlement, then stops refreshing. */
-  async close(): Promise<void> {
+  /**
+   * Waits for every pending settlement, then stops refreshing. While KV
+   * fails it waits at most twice the KV timeout and resolves with the
+   * number of settlements left unwritten (their reservations lapse after
+   * `LIMIT_HOLD_MS`; their usage is in the usage store).
+   */
+  async close(): Promise<number> {
     clearInterval(this.#timer);
-    await Promise.all([...this.#gates.values()].map((g) => g.drained()));
+    const all = Promise.all([...this.#gates.values()].map((g) => g.drained()));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((r) =>
+      timer = setTimeout(() => r("late"), 2 * this.timeoutMs)
+    );
+    const r = await Promise.race([all, late]);
+    clearTimeout(timer);
+    if (r !== "late") return 0;
+    this.#stopped = true;
+    for (const end of [...this.#pauses]) end();
+    return [...this.#gates.values()].reduce((n, g) => n + g.unsettled, 0);
   }
 }
 
