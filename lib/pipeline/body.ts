@@ -23,7 +23,8 @@ export interface BodyLimits {
 /**
  * Reads the whole body; 413 when it exceeds `maxBytes`, 408 when the client
  * has not sent all of it within `timeoutMs` (a client that declares 1000
- * bytes and sends 10 would otherwise hold its request open for ever).
+ * bytes and sends 10 would otherwise hold its request open for ever), 499
+ * when the client hung up before sending all of it.
  */
 export async function readBody(req: Request, limits: BodyLimits): Promise<Uint8Array<ArrayBuffer>> {
   const declared = req.headers.get("content-length");
@@ -40,6 +41,10 @@ export async function readBody(req: Request, limits: BodyLimits): Promise<Uint8A
   const deadline = limits.deadlines.add(performance.now() + limits.timeoutMs, expire);
   try {
     return await Promise.race([reading, expired]);
+  } catch (e) {
+    if (e instanceof GatewayError) throw e;
+    // Reading a request body fails only when the client's connection does: it hung up mid-body.
+    throw errors.clientClosed();
   } finally {
     limits.deadlines.cancel(deadline);
     // After a timeout the read fails once the 408 is sent (Deno then closes the body).
