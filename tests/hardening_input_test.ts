@@ -98,6 +98,30 @@ Deno.test("a model id over 256 UTF-8 bytes is refused with 400 before routing; 2
   }
 });
 
+Deno.test("a model id with an unpaired surrogate escape is refused; escaped pairs pass", async () => {
+  const s = await setup();
+  try {
+    for (const id of ["claude-\\ud800", "claude-x\\udfff", "claude-\\ud83d"]) {
+      const [a, o] = await expect400(s.t, `{"model":"${id}"}`, `{"model":"gpt-${id.slice(7)}"}`);
+      assertIncludes(a, "unpaired surrogate");
+      assertIncludes(o, "unpaired surrogate");
+    }
+    assertEquals(s.up.seen.length, 0);
+    const [a, o] = await both(
+      s.t,
+      '{"model":"claude-\\ud83d\\ude42"}',
+      '{"model":"gpt-\\ud83d\\ude42"}',
+    );
+    assertEquals([a.status, o.status], [200, 200]);
+    await a.body?.cancel();
+    await o.body?.cancel();
+    const rows = await s.t.gw.ctx.usageReader.byKey(s.t.keyId);
+    assertEquals(rows.map((r) => r.model).sort(), ["claude-🙂", "gpt-🙂"]);
+  } finally {
+    await s.close();
+  }
+});
+
 Deno.test("a 30 MiB model id: small 400, nothing cached, no log line quotes it", async () => {
   const s = await setup({ config: { maxBodyBytes: 40 * 1024 * 1024 } });
   try {

@@ -159,6 +159,14 @@ export function inspectBody(raw: Uint8Array): InspectedBody {
     throw errors.badRequest("missing_model", 'request body needs a "model" string');
   }
   if (utf8Length(model) > MAX_MODEL_BYTES) throw modelTooLong();
+  // An escaped half of a surrogate pair: usage keys are stored as UTF-8 (where it becomes U+FFFD,
+  // merging different ids), and providers' parsers keep, replace or refuse it.
+  if (!model.isWellFormed()) {
+    throw errors.badRequest(
+      "invalid_model",
+      '"model" holds an unpaired surrogate escape (\\uD800-\\uDFFF); no model id does',
+    );
+  }
   if (json.stream !== undefined && json.stream !== null && typeof json.stream !== "boolean") {
     throw errors.badRequest("invalid_stream", '"stream" must be true, false or null');
   }
