@@ -44,6 +44,8 @@ import { liveHeapBytes } from "./support/memory.ts";
 import { delay } from "./support/wait.ts";
 
 const REQUESTS = Number(Deno.env.get("FUZZ_REQUESTS") ?? 10_000);
+/** Longest the whole run may take before it fails naming what is still open. */
+const RUN_LIMIT_MS = 240_000 * Math.max(1, REQUESTS / 10_000);
 const CONCURRENCY = 24;
 const MAX_BODY_BYTES = 64 * 1024;
 const MAX_RESPONSE_BYTES = 128 * 1024;
@@ -572,7 +574,27 @@ Deno.test("property: 10,000 random and mutated requests keep the gateway's promi
   let sent = 0;
   const problems: string[] = [];
   const bg = { stop: () => Promise.resolve() };
-  try {
+  // A run that stalls fails with what it was doing instead of hanging the suite.
+  let phase = "creating keys";
+  let next = 0;
+  let watchdog: ReturnType<typeof setTimeout> | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    watchdog = setTimeout(() => {
+      const stuck = [...live.values()].slice(0, 10).map((s) =>
+        `#${s.id} [${s.label}] ${JSON.stringify(s.acts).slice(0, 200)}`
+      );
+      reject(
+        new Error(
+          `seed ${seed}: still ${phase} after ${
+            RUN_LIMIT_MS / 1000
+          } s (${next} requests sent, ${live.size} open, ${gw.ctx.inflight.size} in the gateway):\n  ${
+            stuck.join("\n  ")
+          }`,
+        ),
+      );
+    }, RUN_LIMIT_MS);
+  });
+  const main = async () => {
     const { env, all } = await createKeys(gw);
     secrets = [ADMIN_KEY, ...all.map((k) => k.secret)];
     const keyIds = [...new Set(all.map((k) => k.id))];
@@ -626,9 +648,8 @@ Deno.test("property: 10,000 random and mutated requests keep the gateway's promi
       return o;
     };
 
-    // The traffic.
+    phase = "sending the traffic";
     const heap: number[] = [];
-    let next = 0;
     const t0 = performance.now();
     const worker = async () => {
       while (next < REQUESTS) {
@@ -639,15 +660,17 @@ Deno.test("property: 10,000 random and mutated requests keep the gateway's promi
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     const trafficMs = performance.now() - t0;
+    phase = "waiting for the requests in flight";
     await health.stop();
     assert(await gw.ctx.inflight.idle(30_000), "requests still in flight 30 s after the traffic");
     heap.push(liveHeapBytes());
 
+    phase = "reading usage";
     const usageDiff = diffUsage(ledger.served, await recordedUsage(gw, keyIds));
     const reports = await adminReports(url, keyIds, ledger.served);
     sent += reports.calls;
 
-    // Shutdown with requests in flight.
+    phase = "shutting down with requests in flight";
     let stopping = false;
     const late = lateSpecs(REQUESTS, env.open[0]);
     const marks = late.map(() => deferred());
@@ -707,7 +730,11 @@ Deno.test("property: 10,000 random and mutated requests keep the gateway's promi
       growth < HEAP_GROWTH_LIMIT,
       `the live heap grew by ${(growth / 2 ** 20).toFixed(1)} MiB over 3/4 of the traffic`,
     );
+  };
+  try {
+    await Promise.race([main(), stalled]);
   } finally {
+    clearTimeout(watchdog);
     await bg.stop();
     await gw.shutdown();
     up.close();
