@@ -6,7 +6,15 @@
  */
 import { assert, assertEquals, assertIncludes } from "./support/assert.ts";
 import { rawServer } from "./support/faults.ts";
-import { post, startTestGateway, type TestGateway, testRegistry } from "./support/gateway.ts";
+import {
+  ADMIN_KEY,
+  post,
+  startTestGateway,
+  type TestGateway,
+  testRegistry,
+} from "./support/gateway.ts";
+import { rawRequest } from "./support/raw_http.ts";
+import { waitFor } from "./support/wait.ts";
 import { fakeUpstream, type Seen } from "./support/upstream.ts";
 import { clip } from "../lib/http/client_text.ts";
 import { parseRegistry } from "../lib/config/registry.ts";
@@ -85,6 +93,30 @@ Deno.test("a model id over 256 UTF-8 bytes is refused with 400 before routing; 2
       assertIncludes(ma, "256 bytes");
     }
     assertEquals(s.up.seen.length, seen, "no refused request reached a provider");
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("a model id with an unpaired surrogate escape is refused; escaped pairs pass", async () => {
+  const s = await setup();
+  try {
+    for (const id of ["claude-\\ud800", "claude-x\\udfff", "claude-\\ud83d"]) {
+      const [a, o] = await expect400(s.t, `{"model":"${id}"}`, `{"model":"gpt-${id.slice(7)}"}`);
+      assertIncludes(a, "unpaired surrogate");
+      assertIncludes(o, "unpaired surrogate");
+    }
+    assertEquals(s.up.seen.length, 0);
+    const [a, o] = await both(
+      s.t,
+      '{"model":"claude-\\ud83d\\ude42"}',
+      '{"model":"gpt-\\ud83d\\ude42"}',
+    );
+    assertEquals([a.status, o.status], [200, 200]);
+    await a.body?.cancel();
+    await o.body?.cancel();
+    const rows = await s.t.gw.ctx.usageReader.byKey(s.t.keyId);
+    assertEquals(rows.map((r) => r.model).sort(), ["claude-🙂", "gpt-🙂"]);
   } finally {
     await s.close();
   }
@@ -362,6 +394,37 @@ Deno.test("a body that never fully arrives: 408 in the native shape after BODY_T
     assertEquals(res.status, 200);
     await res.body?.cancel();
     assert(!s.t.logs.some((l) => l.includes('"level":"error"')), "nothing logged as an error");
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("a client that hangs up mid-body is logged as 499, not as an internal error", async () => {
+  const s = await setup();
+  try {
+    const cases: [string, [string, string]][] = [
+      ["/v1/messages", ["x-api-key", s.t.secret]],
+      ["/v1/chat/completions", ["authorization", `Bearer ${s.t.secret}`]],
+      ["/admin/keys", ["x-api-key", ADMIN_KEY]],
+    ];
+    for (const [path, auth] of cases) {
+      await rawRequest(s.t.url, {
+        method: "POST",
+        path,
+        headers: [auth, ["content-type", "application/json"]],
+        body: enc.encode('{"model":"claude-test","messages":['),
+        declared: 5000,
+        hangUp: "now",
+        lingerMs: 50,
+      });
+    }
+    const lines = () => s.t.logs.map((l) => JSON.parse(l)).filter((j) => j.msg === "request");
+    await waitFor("a log line per request", () => lines().length === cases.length);
+    for (const j of lines()) {
+      assertEquals([j.status, j.reason], [499, "client_closed_request"], JSON.stringify(j));
+    }
+    assert(!s.t.logs.some((l) => l.includes('"level":"error"')), s.t.logs.join("\n"));
+    assertEquals(s.up.seen.length, 0);
   } finally {
     await s.close();
   }

@@ -94,6 +94,34 @@ async function setup() {
   return { ...stack, usage: async () => (await t.gw.ctx.usageReader.byKey(t.keyId)) };
 }
 
+Deno.test("count_tokens is free even when its last answer is a retried error carrying usage", async () => {
+  // A 429 (retried, then passed on) whose body has a usage object, as a proxy may send.
+  const { t, close } = await startStack(() =>
+    Response.json({
+      type: "error",
+      error: { type: "rate_limit_error", message: "slow down" },
+      usage: { input_tokens: 500, output_tokens: 70 },
+    }, { status: 429, headers: { "retry-after-ms": "1" } })
+  );
+  try {
+    const res = await post(`${t.url}/v1/messages/count_tokens`, { model: "claude-test" }, {
+      "x-api-key": t.secret,
+    });
+    assertEquals(res.status, 429);
+    await res.body?.cancel();
+    const [row] = await t.gw.ctx.usageReader.byKey(t.keyId);
+    assertEquals(row.counters.requests, 1);
+    assertEquals(row.counters.failed, 1);
+    assertEquals(
+      [row.counters.input_uncached, row.counters.output],
+      [0, 0],
+      "count_tokens records no tokens",
+    );
+  } finally {
+    await close();
+  }
+});
+
 Deno.test("anthropic stream: bytes pass through unchanged and usage overwrites, never adds", async () => {
   const s = await setup();
   try {

@@ -15,7 +15,12 @@ export function jsonResponse(status: number, body: unknown, headers?: HeadersIni
 export async function readJsonBody(req: Request, max: number): Promise<unknown> {
   const declared = Number(req.headers.get("content-length") ?? 0);
   if (declared > max) throw errors.tooLarge(max);
-  const bytes = await req.bytes();
+  let bytes: Uint8Array;
+  try {
+    bytes = await req.bytes();
+  } catch {
+    throw errors.clientClosed(); // the client hung up mid-body
+  }
   if (bytes.length > max) throw errors.tooLarge(max);
   const text = new TextDecoder().decode(bytes);
   if (text.trim() === "") return {};

@@ -23,7 +23,8 @@ export interface BodyLimits {
 /**
  * Reads the whole body; 413 when it exceeds `maxBytes`, 408 when the client
  * has not sent all of it within `timeoutMs` (a client that declares 1000
- * bytes and sends 10 would otherwise hold its request open for ever).
+ * bytes and sends 10 would otherwise hold its request open for ever), 499
+ * when the client hung up before sending all of it.
  */
 export async function readBody(req: Request, limits: BodyLimits): Promise<Uint8Array<ArrayBuffer>> {
   const declared = req.headers.get("content-length");
@@ -40,6 +41,10 @@ export async function readBody(req: Request, limits: BodyLimits): Promise<Uint8A
   const deadline = limits.deadlines.add(performance.now() + limits.timeoutMs, expire);
   try {
     return await Promise.race([reading, expired]);
+  } catch (e) {
+    if (e instanceof GatewayError) throw e;
+    // Reading a request body fails only when the client's connection does: it hung up mid-body.
+    throw errors.clientClosed();
   } finally {
     limits.deadlines.cancel(deadline);
     // After a timeout the read fails once the 408 is sent (Deno then closes the body).
@@ -154,6 +159,14 @@ export function inspectBody(raw: Uint8Array): InspectedBody {
     throw errors.badRequest("missing_model", 'request body needs a "model" string');
   }
   if (utf8Length(model) > MAX_MODEL_BYTES) throw modelTooLong();
+  // An escaped half of a surrogate pair: usage keys are stored as UTF-8 (where it becomes U+FFFD,
+  // merging different ids), and providers' parsers keep, replace or refuse it.
+  if (!model.isWellFormed()) {
+    throw errors.badRequest(
+      "invalid_model",
+      '"model" holds an unpaired surrogate escape (\\uD800-\\uDFFF); no model id does',
+    );
+  }
   if (json.stream !== undefined && json.stream !== null && typeof json.stream !== "boolean") {
     throw errors.badRequest("invalid_stream", '"stream" must be true, false or null');
   }

@@ -78,17 +78,17 @@ export function respond(ctx: Context, a: Attempted, r: RespondInput): Response {
   }
 }
 
+/** Usage of a free call (count_tokens): none, whatever its body says. */
+function unmetered(ok: boolean): Metered {
+  return { status: ok ? "ok" : "http_error", tokens: zeroTokens(), extra: [], usageSeen: false };
+}
+
 /** A complete (non-SSE) upstream answer with its usage. */
 function complete(a: Attempted & { kind: "complete" }, r: RespondInput): Response {
   const { res, bytes } = a;
   let metered: Metered;
   if (!r.endpoint.metered) {
-    metered = {
-      status: res.ok ? "ok" : "http_error",
-      tokens: zeroTokens(),
-      extra: [],
-      usageSeen: false,
-    };
+    metered = unmetered(res.ok);
   } else {
     const json = res.headers.get("content-type")?.includes("json")
       ? tryParse(dec.decode(bytes))
@@ -115,10 +115,9 @@ function complete(a: Attempted & { kind: "complete" }, r: RespondInput): Respons
 function failed(a: Attempted & { kind: "failed" }, r: RespondInput): Response {
   const last = a.last;
   if (last.kind === "response") {
-    const metered: Metered = {
-      ...r.format.meterJson(tryParse(dec.decode(last.body))),
-      status: "http_error",
-    };
+    const metered: Metered = r.endpoint.metered
+      ? { ...r.format.meterJson(tryParse(dec.decode(last.body))), status: "http_error" }
+      : unmetered(false);
     r.onEnd({ status: last.res.status, metered, failed: true, incomplete: false });
     return new Response(last.body, {
       status: last.res.status,
