@@ -25,6 +25,8 @@ import { checkUsage, type UsageCheck, usageDelta } from "./usage_check.ts";
 import type { UpstreamStats } from "./upstream.ts";
 import {
   type Credentials,
+  type GatewayName,
+  isGateway,
   type ProxyName,
   requestsFor,
   type TargetName,
@@ -44,7 +46,8 @@ export interface Bench {
   upPid: number;
   /** The proxies started for this phase (the gateway always among them). */
   proxies: Partial<Record<ProxyName, Endpoint>>;
-  gateway: GatewayProc;
+  /** The gateways started for this phase (`gateway` always; `gw-limits` when measured). */
+  gateways: Partial<Record<GatewayName, GatewayProc>>;
   creds: Credentials;
   /** Core for wrk (`taskset -c`). */
   loadCpu?: string;
@@ -137,7 +140,8 @@ export async function measureRun(
 
   await quiesce(b.up);
   await b.up.reset();
-  const before = target === "gateway" ? await b.gateway.usage() : undefined;
+  const gw = isGateway(target) ? b.gateways[target] : undefined;
+  const before = gw ? await gw.usage() : undefined;
   const peakReset = proxyPid ? resetPeakRss(proxyPid) : false;
   const cpu0 = proxyPid ? cpuMicros(proxyPid) : 0;
   const upCpu0 = cpuMicros(b.upPid);
@@ -178,8 +182,8 @@ export async function measureRun(
   if (res.requests === 0) problems.push("no request completed");
 
   let usage: UsageCheck | undefined;
-  if (target === "gateway" && before) {
-    usage = await settleUsage(b.gateway, before, upStats);
+  if (gw && before) {
+    usage = await settleUsage(gw, before, upStats);
     problems.push(...usage.problems.map((p) => `usage: ${p}`));
   }
   const activeSec = Math.max(1e-3, res.durationUs / 1e6 - idleTailMs / 1000);
