@@ -12,6 +12,16 @@ import { freePort, type Proc, spawn } from "./procs.ts";
 /** The gateway entry point: this checkout's main.ts, or `BENCH_GATEWAY_MAIN` (another checkout). */
 const MAIN = Deno.env.get("BENCH_GATEWAY_MAIN") || new URL("../main.ts", import.meta.url).pathname;
 
+/** Extra settings for the gateways from `BENCH_GATEWAY_ENV` (`NAME=value,NAME=value`). */
+function extraEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (Deno.env.get("BENCH_GATEWAY_ENV") ?? "").split(",")) {
+    const at = pair.indexOf("=");
+    if (at > 0) out[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+  }
+  return out;
+}
+
 /** Usage totals as `GET /admin/usage` reports them. */
 export interface UsageTotals {
   requests: number;
@@ -144,6 +154,7 @@ export async function startGateway(o: {
       LOG_LEVEL: "warn",
       BENCH_PROVIDER_KEY_A: o.secrets.anthropic,
       BENCH_PROVIDER_KEY_O: o.secrets.openai,
+      ...extraEnv(),
     },
     cpu: o.cpu,
     log: o.log,

@@ -161,7 +161,7 @@ interface Options {
   profile?: WorkloadName[];
   profileSeconds: number;
   profileConcurrency: number;
-  profileTarget: GatewayName;
+  profileTarget: ProfiledName;
   out: string;
 }
 
@@ -172,10 +172,16 @@ function usage(): never {
   Deno.exit(0);
 }
 
-function parseProfileTarget(v: string | undefined): GatewayName {
-  const t = v ?? "gateway";
-  if (!isGateway(t as TargetName)) throw new Error(`--profile-target must be gateway or gw-limits`);
-  return t as GatewayName;
+/** The targets `--profile` can run: the Deno ones. */
+type ProfiledName = Exclude<ProxyName, "portkey">;
+const PROFILED: ProfiledName[] = ["gateway", "gw-limits", "bare", "meter-tee", "meter-inline"];
+
+function parseProfileTarget(v: string | undefined): ProfiledName {
+  const t = (v ?? "gateway") as ProfiledName;
+  if (!PROFILED.includes(t)) {
+    throw new Error(`--profile-target must be one of ${PROFILED.join(", ")}`);
+  }
+  return t;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -304,7 +310,7 @@ async function startEnv(
   label: string,
   tmp: string,
   targets: TargetName[],
-  o: { gatewayFlags?: string[]; check?: boolean } = {},
+  o: { denoFlags?: string[]; check?: boolean } = {},
 ): Promise<Env> {
   const deno = Deno.execPath();
   const env = { BENCH_SECRET_A: SECRETS.anthropic, BENCH_SECRET_O: SECRETS.openai };
@@ -324,7 +330,14 @@ async function startEnv(
     for (const [name, script] of FLOORS.filter(([n]) => targets.includes(n))) {
       const p = track(spawn({
         name,
-        cmd: [deno, "run", "--unstable-no-legacy-abort", "-A", `${HERE}${script}`],
+        cmd: [
+          deno,
+          "run",
+          "--unstable-no-legacy-abort",
+          ...(o.denoFlags ?? []),
+          "-A",
+          `${HERE}${script}`,
+        ],
         env: { ...env, BENCH_PORT: "0", BENCH_UPSTREAM: upUrl },
         cpu: CPU_SERVER,
         log: `${LOGS}/${label}-${name}.log`,
@@ -355,7 +368,7 @@ async function startEnv(
           secrets: SECRETS,
           cpu: CPU_SERVER,
           log: `${LOGS}/${label}-${name}.log`,
-          denoFlags: o.gatewayFlags,
+          denoFlags: o.denoFlags,
         }),
       );
       procs.push(gw);
@@ -674,7 +687,7 @@ async function runProfile(o: Options, tmp: string): Promise<number> {
     const log = `${LOGS}/${label}-${target}.log`;
     const logStart = await Deno.stat(log).then((s) => s.size, () => 0);
     const env = await startEnv(label, tmp, [target], {
-      gatewayFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--v8-flags=--trace-gc-nvp"],
+      denoFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--v8-flags=--trace-gc-nvp"],
     });
     let requests = 6; // the preflight's
     let measured: RunResult | undefined;
@@ -694,6 +707,7 @@ async function runProfile(o: Options, tmp: string): Promise<number> {
       failed = true;
       continue;
     }
+    await sleep(300); // the last of its stdout reaches the log
     const bytes = await Deno.readFile(log);
     const gc = parseGcTrace(new TextDecoder().decode(bytes.subarray(logStart)));
     const summary = formatSummary(summarize(JSON.parse(await Deno.readTextFile(file))), 20);
