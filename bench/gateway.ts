@@ -132,6 +132,9 @@ export async function startGateway(o: {
   log: string;
   /** Extra `deno run` flags, e.g. `--cpu-prof`. */
   denoFlags?: string[];
+  /** Another entry point than main.ts (bench/alloc_main.ts) and its settings. */
+  main?: string;
+  env?: Record<string, string>;
 }): Promise<GatewayProc> {
   const port = freePort();
   const proc = spawn({
@@ -143,7 +146,7 @@ export async function startGateway(o: {
       "--unstable-no-legacy-abort",
       ...(o.denoFlags ?? []),
       "-A",
-      MAIN,
+      o.main ?? MAIN,
     ],
     env: {
       PORT: String(port),
@@ -155,6 +158,7 @@ export async function startGateway(o: {
       BENCH_PROVIDER_KEY_A: o.secrets.anthropic,
       BENCH_PROVIDER_KEY_O: o.secrets.openai,
       ...extraEnv(),
+      ...o.env,
     },
     cpu: o.cpu,
     log: o.log,

@@ -125,7 +125,13 @@ import {
 } from "./report.ts";
 import { median } from "./stats.ts";
 import { type PacedSamples, runClient } from "./stream_client.ts";
-import { formatSummary, newestProfile, summarize } from "./top_functions.ts";
+import {
+  formatHeapSummary,
+  formatSummary,
+  newestProfile,
+  summarize,
+  summarizeHeap,
+} from "./top_functions.ts";
 import type { UsageCheck } from "./usage_check.ts";
 import {
   type Credentials,
@@ -143,6 +149,10 @@ import {
 } from "./workloads.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
+/** The checkout whose gateway is measured (`BENCH_GATEWAY_MAIN`'s, or this one). */
+const GATEWAY_ROOT = Deno.env.get("BENCH_GATEWAY_MAIN")
+  ? Deno.env.get("BENCH_GATEWAY_MAIN")!.replace(/\/[^/]*$/, "")
+  : new URL("..", import.meta.url).pathname;
 const RESULTS = `${HERE}results`;
 const LOGS = `${RESULTS}/logs`;
 
@@ -310,7 +320,13 @@ async function startEnv(
   label: string,
   tmp: string,
   targets: TargetName[],
-  o: { denoFlags?: string[]; check?: boolean } = {},
+  o: {
+    denoFlags?: string[];
+    check?: boolean;
+    /** For the gateways: another entry point and settings (`--profile`'s heap sampling). */
+    gatewayMain?: string;
+    gatewayEnv?: Record<string, string>;
+  } = {},
 ): Promise<Env> {
   const deno = Deno.execPath();
   const env = { BENCH_SECRET_A: SECRETS.anthropic, BENCH_SECRET_O: SECRETS.openai };
@@ -369,6 +385,8 @@ async function startEnv(
           cpu: CPU_SERVER,
           log: `${LOGS}/${label}-${name}.log`,
           denoFlags: o.denoFlags,
+          main: o.gatewayMain,
+          env: o.gatewayEnv,
         }),
       );
       procs.push(gw);
@@ -686,15 +704,33 @@ async function runProfile(o: Options, tmp: string): Promise<number> {
     const label = `profile-${name}`;
     const log = `${LOGS}/${label}-${target}.log`;
     const logStart = await Deno.stat(log).then((s) => s.size, () => 0);
+    const heapFile = `${dir}/allocations.heapprofile`;
+    const gateway = isGateway(target);
     const env = await startEnv(label, tmp, [target], {
       denoFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--v8-flags=--trace-gc-nvp"],
+      gatewayMain: `${HERE}alloc_main.ts`,
+      gatewayEnv: {
+        BENCH_HEAP_PROFILE: heapFile,
+        BENCH_GATEWAY_ROOT: GATEWAY_ROOT,
+      },
     });
     let requests = 6; // the preflight's
     let measured: RunResult | undefined;
+    let heap: string | undefined;
     try {
       const warm = await measureRun(env.bench, w, target, c, 1000, -1);
       progress(warm);
+      const pid = pidOf(env.bench, target);
+      // The gateway samples its allocations during the measured run only (bench/alloc_main.ts).
+      if (gateway) Deno.kill(pid, "SIGUSR1");
       measured = await measureRun(env.bench, w, target, c, o.profileSeconds * 1000, 0);
+      if (gateway) {
+        Deno.kill(pid, "SIGUSR2");
+        for (let i = 0; i < 300 && heap === undefined; i++) {
+          heap = await Deno.readTextFile(heapFile).catch(() => undefined);
+          if (heap === undefined) await sleep(100);
+        }
+      }
       progress(measured);
       requests += warm.requests + measured.requests;
       if (measured.problems.length) failed = true;
@@ -727,6 +763,14 @@ async function runProfile(o: Options, tmp: string): Promise<number> {
       "",
       summary,
       "",
+      ...(heap !== undefined && measured
+        ? [
+          `### Allocations (V8 sampling heap profiler, measured run only)`,
+          "",
+          formatHeapSummary(summarizeHeap(JSON.parse(heap).head), measured.requests),
+          "",
+        ]
+        : []),
     ].join("\n");
     await Deno.writeTextFile(`${dir}/top.md`, md);
     console.log(md);
