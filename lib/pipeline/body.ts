@@ -8,7 +8,7 @@ import { errors, GatewayError } from "../http/errors.ts";
 import { clip } from "../http/client_text.ts";
 import { ok, refused, type Result } from "./result.ts";
 import type { Deadlines } from "../upstream/deadlines.ts";
-import { JsonScanError, scanObject } from "./json_scan.ts";
+import { hasControlByte, JsonScanError, scanObject } from "./json_scan.ts";
 
 /** How much of a body the gateway reads, and for how long. */
 export interface BodyLimits {
@@ -125,7 +125,7 @@ function utf8Length(s: string): number {
 export function inspectBody(raw: Uint8Array): InspectedBody {
   let members;
   try {
-    members = scanObject(dec.decode(raw), WANTED);
+    members = scanObject(dec.decode(raw), WANTED, hasControlByte(raw));
   } catch (e) {
     if (!(e instanceof JsonScanError)) throw e;
     const why = raw.length === 0 ? "the body is empty" : e.message;
