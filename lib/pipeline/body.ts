@@ -30,13 +30,17 @@ export async function readBody(req: Request, limits: BodyLimits): Promise<Uint8A
   if (declared !== null && Number(declared) > limits.maxBytes) {
     throw errors.tooLarge(limits.maxBytes);
   }
-  if (!req.body) return new Uint8Array(0);
+  // With a declared length, `bytes()` reads in one native call; otherwise count as chunks come.
+  // (Only the second touches `req.body`: once that stream exists, `bytes()` reads through it in
+  // JavaScript, ~130 µs more per 500 KB body.)
+  let reading: Promise<Uint8Array<ArrayBuffer>>;
+  if (declared !== null) reading = req.bytes();
+  else if (req.body) reading = readChunked(req.body, limits.maxBytes);
+  else return new Uint8Array(0);
   let expire = () => {};
   const expired = new Promise<never>((_, reject) => {
     expire = () => reject(errors.requestTimeout(limits.timeoutMs));
   });
-  // With a declared length, `bytes()` reads in one native call; otherwise count as chunks come.
-  const reading = declared !== null ? req.bytes() : readChunked(req.body, limits.maxBytes);
   const deadline = limits.deadlines.add(performance.now() + limits.timeoutMs, expire);
   try {
     return await Promise.race([reading, expired]);
