@@ -691,6 +691,44 @@ function parseGcTrace(text: string): GcTrace {
   return t;
 }
 
+/**
+ * Runs `target` (a gateway) from bench/alloc_main.ts and samples its
+ * allocations during one measured run; the profile's text and the run's
+ * request count, or undefined when no profile came.
+ */
+async function sampleAllocations(
+  label: string,
+  tmp: string,
+  target: GatewayName,
+  w: Workload,
+  c: number,
+  seconds: number,
+  file: string,
+): Promise<{ profile: string; requests: number } | undefined> {
+  const out = `${file}.heapprofile`;
+  const env = await startEnv(`${label}-alloc`, tmp, [target], {
+    gatewayMain: `${HERE}alloc_main.ts`,
+    gatewayEnv: { BENCH_HEAP_PROFILE: out, BENCH_GATEWAY_ROOT: GATEWAY_ROOT },
+  });
+  try {
+    progress(await measureRun(env.bench, w, target, c, 1000, -1));
+    const pid = pidOf(env.bench, target);
+    Deno.kill(pid, "SIGUSR1");
+    const r = await measureRun(env.bench, w, target, c, seconds * 1000, 0);
+    Deno.kill(pid, "SIGUSR2");
+    progress(r);
+    for (let i = 0; i < 300; i++) {
+      const profile = await Deno.readTextFile(out).catch(() => undefined);
+      if (profile !== undefined) return { profile, requests: r.requests };
+      await sleep(100);
+    }
+    console.error(`no heap profile was written to ${out}`);
+    return undefined;
+  } finally {
+    await stopEnv(env);
+  }
+}
+
 async function runProfile(o: Options, tmp: string): Promise<number> {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const target = o.profileTarget;
@@ -704,39 +742,26 @@ async function runProfile(o: Options, tmp: string): Promise<number> {
     const label = `profile-${name}`;
     const log = `${LOGS}/${label}-${target}.log`;
     const logStart = await Deno.stat(log).then((s) => s.size, () => 0);
-    const heapFile = `${dir}/allocations.heapprofile`;
-    const gateway = isGateway(target);
     const env = await startEnv(label, tmp, [target], {
       denoFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--v8-flags=--trace-gc-nvp"],
-      gatewayMain: `${HERE}alloc_main.ts`,
-      gatewayEnv: {
-        BENCH_HEAP_PROFILE: heapFile,
-        BENCH_GATEWAY_ROOT: GATEWAY_ROOT,
-      },
     });
     let requests = 6; // the preflight's
     let measured: RunResult | undefined;
-    let heap: string | undefined;
     try {
       const warm = await measureRun(env.bench, w, target, c, 1000, -1);
       progress(warm);
-      const pid = pidOf(env.bench, target);
-      // The gateway samples its allocations during the measured run only (bench/alloc_main.ts).
-      if (gateway) Deno.kill(pid, "SIGUSR1");
       measured = await measureRun(env.bench, w, target, c, o.profileSeconds * 1000, 0);
-      if (gateway) {
-        Deno.kill(pid, "SIGUSR2");
-        for (let i = 0; i < 300 && heap === undefined; i++) {
-          heap = await Deno.readTextFile(heapFile).catch(() => undefined);
-          if (heap === undefined) await sleep(100);
-        }
-      }
       progress(measured);
       requests += warm.requests + measured.requests;
       if (measured.problems.length) failed = true;
     } finally {
       await stopEnv(env);
     }
+    // Allocation sites in a run of their own: the inspector session the sampler needs slows
+    // fetch down (see formatHeapSummary), which must not touch the CPU profile's figures.
+    const heap = isGateway(target)
+      ? await sampleAllocations(label, tmp, target, w, c, o.profileSeconds, `${dir}/allocations`)
+      : undefined;
     const file = await newestProfile(dir);
     if (!file) {
       console.error(`no .cpuprofile was written to ${dir}`);
@@ -763,11 +788,11 @@ async function runProfile(o: Options, tmp: string): Promise<number> {
       "",
       summary,
       "",
-      ...(heap !== undefined && measured
+      ...(heap
         ? [
-          `### Allocations (V8 sampling heap profiler, measured run only)`,
+          `### Allocation sites (V8 sampling heap profiler, a run of its own)`,
           "",
-          formatHeapSummary(summarizeHeap(JSON.parse(heap).head), measured.requests),
+          formatHeapSummary(summarizeHeap(JSON.parse(heap.profile).head), heap.requests),
           "",
         ]
         : []),
