@@ -541,7 +541,9 @@ export function evaluateTargets(
     out.push({
       target: `${g}: open streams, RSS per stream ≤ best metering floor's + 16 KiB`,
       measured: Number.isFinite(extra)
-        ? `${fmt(mine!.perStreamKiB, 1)} KiB vs ${fmt(best, 1)} KiB: +${fmt(extra, 1)} KiB`
+        ? `${fmt(mine!.perStreamKiB, 1)} KiB vs ${fmt(best, 1)} KiB: ${extra < 0 ? "−" : "+"}${
+          fmt(Math.abs(extra), 1)
+        } KiB`
         : "not measured",
       met: Number.isFinite(extra) ? extra <= 16 : undefined,
     });
