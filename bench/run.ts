@@ -45,7 +45,7 @@
  * time to first byte and chunk delays through every target, and the RSS of
  * 1,000 open streams through every proxy. The Markdown result is printed and
  * written to bench/results/latest.md (logs in bench/results/logs/). A full
- * run takes about 20 minutes on 2 cores; `--quick` about 5.
+ * run takes about 20 minutes on 2 cores; `--quick` about 6.
  *
  * What the targets do differs, and the tables should be read with it: the
  * gateway authenticates a client key, adds `stream_options.include_usage` to
