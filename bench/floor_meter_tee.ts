@@ -54,6 +54,8 @@ async function meterStream(
 }
 
 if (import.meta.main) {
+  // Exit normally on SIGTERM, so that `--cpu-prof` (bench --profile) writes its profile.
+  Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
   const upstream = Deno.env.get("BENCH_UPSTREAM") ?? "http://127.0.0.1:9000";
   const secretA = Deno.env.get("BENCH_SECRET_A") ?? "bench-upstream-secret-a";
   const bearerO = `Bearer ${Deno.env.get("BENCH_SECRET_O") ?? "bench-upstream-secret-o"}`;

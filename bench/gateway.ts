@@ -3,14 +3,25 @@
  * (`deno run --unstable-kv --unstable-net --unstable-no-legacy-abort -A main.ts`,
  * with `WORKERS` worker processes when asked) with a
  * temporary KV file holding one client key (created with `KeyStore` before
- * start), a temporary models.json whose two providers point at the fake
- * upstream, `LOG_LEVEL=warn`, and the admin API on for the usage checks.
+ * start, with or without limits), a temporary models.json whose two
+ * providers point at the fake upstream and price every model, `LOG_LEVEL=warn`,
+ * and the admin API on for the usage checks.
  */
-import { KeyStore } from "../lib/store/keys.ts";
+import { type KeyLimits, KeyStore } from "../lib/store/keys.ts";
 import { freePort, type Proc, spawn } from "./procs.ts";
 
 /** The gateway entry point: this checkout's main.ts, or `BENCH_GATEWAY_MAIN` (another checkout). */
 const MAIN = Deno.env.get("BENCH_GATEWAY_MAIN") || new URL("../main.ts", import.meta.url).pathname;
+
+/** Extra settings for the gateways from `BENCH_GATEWAY_ENV` (`NAME=value,NAME=value`). */
+function extraEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (Deno.env.get("BENCH_GATEWAY_ENV") ?? "").split(",")) {
+    const at = pair.indexOf("=");
+    if (at > 0) out[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+  }
+  return out;
+}
 
 /** Usage totals as `GET /admin/usage` reports them. */
 export interface UsageTotals {
@@ -36,10 +47,33 @@ export interface ProviderSecrets {
   openai: string;
 }
 
-/** Writes models.json and creates the client key in a fresh KV file under `dir`. */
+/**
+ * The limits of the `gw-limits` target's key: every limit the gateway has,
+ * each far above what a benchmark can use (no request is ever refused), so
+ * the run measures what enforcing them costs: a reservation at admission and
+ * a settlement at the end of every request, committed to KV.
+ */
+export const BENCH_KEY_LIMITS: Required<KeyLimits> = {
+  rpm: 1_000_000_000,
+  tpm: 1_000_000_000_000,
+  maxConcurrent: 1_000_000,
+  dailyTokens: 1_000_000_000_000_000,
+  monthlyTokens: 1_000_000_000_000_000,
+  dailyMicroUsd: 1_000_000_000_000_000,
+  monthlyMicroUsd: 1_000_000_000_000_000,
+};
+
+/** Prices of every benchmark model (USD per million tokens), so money budgets apply. */
+const PRICING = { input: 3, output: 15, cache_read: 0.3, cache_write: 3.75 };
+
+/**
+ * Writes models.json and creates the client key in a fresh KV file under
+ * `dir`, with `limits` when given.
+ */
 export async function prepareGateway(
   dir: string,
   upstream: string,
+  limits?: KeyLimits,
 ): Promise<GatewayHome> {
   await Deno.mkdir(dir, { recursive: true });
   const models = {
@@ -63,7 +97,10 @@ export async function prepareGateway(
         model_prefixes: ["gpt"],
       },
     },
-    routing: { claude: ["bench-anthropic"], gpt: ["bench-openai"] },
+    routing: {
+      claude: { providers: ["bench-anthropic"], pricing: PRICING },
+      gpt: { providers: ["bench-openai"], pricing: PRICING },
+    },
     known_models: [
       { id: "claude-bench-json", provider: "bench-anthropic", owned_by: "bench" },
       { id: "gpt-bench-json", provider: "bench-openai", owned_by: "bench" },
@@ -72,7 +109,7 @@ export async function prepareGateway(
   await Deno.writeTextFile(`${dir}/models.json`, JSON.stringify(models, null, 2));
   const kv = await Deno.openKv(`${dir}/gateway.kv`);
   try {
-    const { secret } = await new KeyStore(kv).create({ name: "bench" });
+    const { secret } = await new KeyStore(kv).create({ name: "bench", limits });
     const adminKey = `bench-admin-${crypto.randomUUID()}`;
     return { dir, secret, adminKey };
   } finally {
@@ -98,6 +135,9 @@ export async function startGateway(o: {
   denoFlags?: string[];
   /** `WORKERS` (default 1: one process, as before). */
   workers?: number;
+  /** Another entry point than main.ts (bench/alloc_main.ts) and its settings. */
+  main?: string;
+  env?: Record<string, string>;
 }): Promise<GatewayProc> {
   const workers = o.workers ?? 1;
   const port = freePort();
@@ -111,7 +151,7 @@ export async function startGateway(o: {
       "--unstable-no-legacy-abort",
       ...(o.denoFlags ?? []),
       "-A",
-      MAIN,
+      o.main ?? MAIN,
     ],
     env: {
       PORT: String(port),
@@ -123,6 +163,8 @@ export async function startGateway(o: {
       WORKERS: String(workers),
       BENCH_PROVIDER_KEY_A: o.secrets.anthropic,
       BENCH_PROVIDER_KEY_O: o.secrets.openai,
+      ...extraEnv(),
+      ...o.env,
     },
     cpu: o.cpu,
     log: o.log,

@@ -33,6 +33,8 @@ import { checkUsage, type UsageCheck, usageDelta } from "./usage_check.ts";
 import type { UpstreamStats } from "./upstream.ts";
 import {
   type Credentials,
+  type GatewayName,
+  isGateway,
   type ProxyName,
   requestsFor,
   type TargetName,
@@ -52,7 +54,8 @@ export interface Bench {
   upPid: number;
   /** The proxies started for this phase (the gateway always among them). */
   proxies: Partial<Record<ProxyName, Endpoint>>;
-  gateway: GatewayProc;
+  /** The gateways started for this phase (`gateway` always; `gw-limits` when measured). */
+  gateways: Partial<Record<GatewayName, GatewayProc>>;
   creds: Credentials;
   /** Core for wrk (`taskset -c`). */
   loadCpu?: string;
@@ -147,7 +150,8 @@ export async function measureRun(
 
   await quiesce(b.up);
   await b.up.reset();
-  const before = target === "gateway" ? await b.gateway.usage() : undefined;
+  const gw = isGateway(target) ? b.gateways[target] : undefined;
+  const before = gw ? await gw.usage() : undefined;
   // The proxy with its child processes (a gateway with WORKERS: the supervisor and its workers).
   const procs = proxyPid ? processTree(proxyPid) : [];
   const peakReset = procs.map(resetPeakRss).every(Boolean);
@@ -193,8 +197,8 @@ export async function measureRun(
   if (res.requests === 0) problems.push("no request completed");
 
   let usage: UsageCheck | undefined;
-  if (target === "gateway" && before) {
-    usage = await settleUsage(b.gateway, before, upStats);
+  if (gw && before) {
+    usage = await settleUsage(gw, before, upStats);
     problems.push(...usage.problems.map((p) => `usage: ${p}`));
   }
   const activeSec = Math.max(1e-3, res.durationUs / 1e6 - idleTailMs / 1000);

@@ -43,6 +43,8 @@ export interface SpawnOptions {
 export interface Proc {
   name: string;
   pid: number;
+  /** The file its stderr (and stdout past the start-up line) goes to. */
+  log: string;
   child: Deno.ChildProcess;
   /** Sends SIGTERM, waits up to `graceMs`, then SIGKILL. */
   stop(graceMs?: number): Promise<Deno.CommandStatus>;
@@ -88,7 +90,7 @@ export function spawn(o: SpawnOptions): Proc {
     clearTimeout(timer);
     return await status;
   };
-  return { name: o.name, pid: child.pid, child, stop };
+  return { name: o.name, pid: child.pid, log: o.log, child, stop };
 }
 
 /** Reads the first stdout line of a process as JSON (e.g. `{"port":N}`), within `ms`. */
@@ -108,12 +110,25 @@ export async function firstJsonLine<T>(p: Proc, ms = 20_000): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
-  // Keep draining so the process never blocks on a full pipe.
+  // Keep draining so the process never blocks on a full pipe; the rest goes to its log.
   (async () => {
+    const enc = new TextEncoder();
+    const log = await Deno.open(p.log, { append: true, create: true });
+    const write = (text: string) => {
+      const bytes = enc.encode(text);
+      for (let at = 0; at < bytes.length;) at += log.writeSync(bytes.subarray(at));
+    };
     try {
-      while (!(await reader.read()).done) { /* discard */ }
+      write(buf.slice(buf.indexOf("\n") + 1));
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        write(value);
+      }
     } catch {
       // process gone
+    } finally {
+      log.close();
     }
   })();
   return JSON.parse(buf.slice(0, buf.indexOf("\n"))) as T;

@@ -2,8 +2,9 @@
  * The benchmark's Markdown output: per workload × concurrency, throughput,
  * CPU per request, latency and peak memory of every target, with the
  * gateway's ratios to the bare floor, to the better metering floor and to
- * Portkey; the paced-SSE table; the open-streams table; and which issue-3
- * targets are met.
+ * Portkey (and the same for the gateway with limits on its key, plus its
+ * ratio to the gateway without); the paced-SSE table; the open-streams
+ * table; and which performance targets are met.
  *
  * Medians are taken over rounds; a ratio is the median of the per-round
  * ratios (rounds are interleaved, so each round's targets ran side by side).
@@ -15,7 +16,15 @@ import type { RunResult } from "./measure.ts";
 import { max, median, percentile, ratio } from "./stats.ts";
 import type { PacedSamples } from "./stream_client.ts";
 import type { UsageCheck } from "./usage_check.ts";
-import { type ProxyName, type TargetName, TARGETS, type WorkloadName } from "./workloads.ts";
+import {
+  type GatewayName,
+  GATEWAYS,
+  isGateway,
+  type ProxyName,
+  type TargetName,
+  TARGETS,
+  type WorkloadName,
+} from "./workloads.ts";
 
 /** The two metering floors. */
 export type MeterName = "meter-tee" | "meter-inline";
@@ -51,6 +60,11 @@ export interface Cell {
   gwRps: Versus;
   /** Gateway CPU per request ÷ the other's. */
   gwCpu: Versus;
+  /** The same ratios for the gateway with limits on its key (NaN when not measured). */
+  limRps: Versus;
+  limCpu: Versus;
+  /** Gateway with limits ÷ gateway without, RPS and CPU per request (median of per-round ratios). */
+  limVsGw: { rps: number; cpu: number };
   /** Gateway's added p50 ÷ the bare floor's (NaN below 50 µs of floor overhead). */
   gwBareAdded: number;
   usageOk: number;
@@ -95,15 +109,21 @@ export function summarizeCell(
         undefined,
       );
   const versus = (
+    g: GatewayName,
     f: (g: RunResult, x: RunResult) => number,
     meter: MeterName | undefined,
   ): Versus => ({
-    bare: perRound("gateway", "bare", f),
-    bestMeter: meter ? perRound("gateway", meter, f) : NaN,
+    bare: perRound(g, "bare", f),
+    bestMeter: meter ? perRound(g, meter, f) : NaN,
     meter,
-    portkey: perRound("gateway", "portkey", f),
+    portkey: perRound(g, "portkey", f),
   });
-  const gwRuns = mine.filter((r) => r.target === "gateway");
+  const rpsRatio = (g: RunResult, x: RunResult) => ratio(g.rps, x.rps);
+  const cpuRatio = (g: RunResult, x: RunResult) =>
+    ratio(g.cpuUsPerReq ?? NaN, x.cpuUsPerReq ?? NaN);
+  const fastest = pick((a, b) => a > b, rps);
+  const leanest = pick((a, b) => a < b, cpu);
+  const gwRuns = mine.filter((r) => isGateway(r.target));
   return {
     workload,
     label,
@@ -120,11 +140,14 @@ export function summarizeCell(
     upstreamCpu: each(targets, (r) => r.upstreamCpuUsPerReq),
     peakMiB: Object.fromEntries(proxies.map((t) => [t, med(t, (r) => r.peakRssKiB) / 1024])),
     peakIsLifetime: mine.some((r) => r.peakIsLifetime),
-    gwRps: versus((g, x) => ratio(g.rps, x.rps), pick((a, b) => a > b, rps)),
-    gwCpu: versus(
-      (g, x) => ratio(g.cpuUsPerReq ?? NaN, x.cpuUsPerReq ?? NaN),
-      pick((a, b) => a < b, cpu),
-    ),
+    gwRps: versus("gateway", rpsRatio, fastest),
+    gwCpu: versus("gateway", cpuRatio, leanest),
+    limRps: versus("gw-limits", rpsRatio, fastest),
+    limCpu: versus("gw-limits", cpuRatio, leanest),
+    limVsGw: {
+      rps: perRound("gw-limits", "gateway", rpsRatio),
+      cpu: perRound("gw-limits", "gateway", cpuRatio),
+    },
     // Below 50 µs the floor's added latency is within wrk's noise: no ratio.
     gwBareAdded: median(rounds.map((n) => {
       const d = inRound("direct", n), fl = inRound("bare", n), g = inRound("gateway", n);
@@ -168,53 +191,66 @@ function usageCol(c: Cell): string {
   return usage + (c.problems.length > 0 && c.usageOk === c.usageRuns ? " ⚠" : "");
 }
 
-/** Requests per second of every target and the gateway's ratios. */
-export function renderThroughput(cells: Cell[]): string {
-  const ts = present(cells);
-  return table(
-    [
-      "workload",
-      "c",
-      ...ts.map((t) => `RPS ${t}`),
+/** The ratio columns: the gateway's, then (when measured) the gateway with limits'. */
+function ratioColumns(
+  cells: Cell[],
+  of: (c: Cell) => { gw: Versus; lim: Versus; limVsGw: number },
+): { head: string[]; row: (c: Cell) => string[] } {
+  const lim = present(cells).includes("gw-limits");
+  return {
+    head: [
       "gw÷bare",
       "gw÷best meter",
       "gw÷portkey",
-      "usage",
+      ...(lim ? ["lim÷best meter", "lim÷portkey", "lim÷gw"] : []),
     ],
-    ["---", "--:", ...ts.map(() => "--:"), "--:", "--:", "--:", "---"],
+    row: (c) => {
+      const x = of(c);
+      return [
+        times(x.gw.bare),
+        vsMeter(x.gw),
+        times(x.gw.portkey),
+        ...(lim ? [vsMeter(x.lim), times(x.lim.portkey), times(x.limVsGw)] : []),
+      ];
+    },
+  };
+}
+
+/** Requests per second of every target and the gateways' ratios. */
+export function renderThroughput(cells: Cell[]): string {
+  const ts = present(cells);
+  const r = ratioColumns(cells, (c) => ({ gw: c.gwRps, lim: c.limRps, limVsGw: c.limVsGw.rps }));
+  return table(
+    ["workload", "c", ...ts.map((t) => `RPS ${t}`), ...r.head, "usage"],
+    ["---", "--:", ...ts.map(() => "--:"), ...r.head.map(() => "--:"), "---"],
     cells.map((c) => [
       c.label,
       String(c.concurrency),
       ...ts.map((t) => fmt(c.rps[t])),
-      times(c.gwRps.bare),
-      vsMeter(c.gwRps),
-      times(c.gwRps.portkey),
+      ...r.row(c),
       usageCol(c),
     ]),
   );
 }
 
-/** CPU per request of every proxy and the gateway's ratios (lower is better). */
+/** CPU per request of every proxy and the gateways' ratios (lower is better). */
 export function renderCpu(cells: Cell[]): string {
   const ps = present(cells).filter((t): t is ProxyName => t !== "direct");
+  const r = ratioColumns(cells, (c) => ({ gw: c.gwCpu, lim: c.limCpu, limVsGw: c.limVsGw.cpu }));
   return table(
     [
       "workload",
       "c",
       ...ps.map((t) => `CPU µs/req ${t}`),
-      "gw÷bare",
-      "gw÷best meter",
-      "gw÷portkey",
+      ...r.head,
       "upstream µs/req direct / gw",
     ],
-    ["---", "--:", ...ps.map(() => "--:"), "--:", "--:", "--:", "--:"],
+    ["---", "--:", ...ps.map(() => "--:"), ...r.head.map(() => "--:"), "--:"],
     cells.map((c) => [
       c.label,
       String(c.concurrency),
       ...ps.map((t) => fmt(c.cpu[t])),
-      times(c.gwCpu.bare),
-      vsMeter(c.gwCpu),
-      times(c.gwCpu.portkey),
+      ...r.row(c),
       `${fmt(c.upstreamCpu.direct)} / ${fmt(c.upstreamCpu.gateway)}`,
     ]),
   );
@@ -284,14 +320,15 @@ export interface PacedReport {
   addedDelayP99: Partial<Record<ProxyName, number>>;
   /** Worst chunk delay added vs direct's worst, ms. */
   addedDelayMax: Partial<Record<ProxyName, number>>;
-  usage?: UsageCheck;
+  /** Each gateway's usage check. */
+  usage: Partial<Record<GatewayName, UsageCheck>>;
   problems: string[];
 }
 
 /** Summarises the stream client's paced samples. */
 export function summarizePaced(
   results: Record<string, PacedSamples>,
-  usage: UsageCheck | undefined,
+  usage: Partial<Record<GatewayName, UsageCheck>>,
   problems: string[],
 ): PacedReport {
   const rows: PacedRow[] = TARGETS.filter((t) => results[t]).map((t) => {
@@ -357,14 +394,16 @@ export function renderPaced(p: PacedReport): string {
       ]),
     ),
   ];
-  const usage = p.usage
-    ? p.usage.ok ? "usage OK" : `usage **FAIL** (${p.usage.problems.join("; ")})`
-    : "usage not checked";
+  const checked = GATEWAYS.filter((g) => p.usage[g]);
+  const usage = checked.length === 0 ? "Usage not checked" : checked.map((g) => {
+    const u = p.usage[g]!;
+    return `${g} usage ${u.ok ? "OK" : `**FAIL** (${u.problems.join("; ")})`}`;
+  }).join(", ");
   const worst = Object.entries(p.addedDelayMax).map(([t, v]) => `${t} ${ms(v)} ms`).join(", ");
   lines.push(
     "",
     `Gateway TTFB p50 − bare floor TTFB p50: **${ms(p.ttfbGwMinusBare)} ms** (target ≤ 1 ms). ` +
-      `Worst chunk delay added vs direct: ${worst}. Gateway ${usage}.`,
+      `Worst chunk delay added vs direct: ${worst}. ${usage}.`,
   );
   return lines.join("\n");
 }
@@ -387,7 +426,7 @@ export function renderOpen(reports: OpenReport[]): string {
     ["target", "streams opened", "RSS before MiB", "RSS open MiB", "KiB per stream", "notes"],
     ["---", "--:", "--:", "--:", "--:", "---"],
     reports.map((o) => {
-      const usage = o.target !== "gateway" ? [] : [
+      const usage = !isGateway(o.target) ? [] : [
         o.usage?.ok
           ? "usage OK"
           : `usage **FAIL** (${o.usage?.problems.join("; ") ?? "not checked"})`,
@@ -404,14 +443,19 @@ export function renderOpen(reports: OpenReport[]): string {
   );
 }
 
-/** One issue-3 target and whether it is met. */
+/** One performance target and whether it is met. */
 export interface TargetCheck {
   target: string;
   measured: string;
   met?: boolean;
 }
 
-/** Evaluates the issue-3 targets (against the bare floor) from what was measured. */
+/**
+ * Evaluates the performance targets, for the gateway and (when measured)
+ * the gateway with limits on its key: against the better metering floor
+ * and Portkey, CPU per request across concurrency, memory per open stream,
+ * the cost of enforcing limits, and exact usage.
+ */
 export function evaluateTargets(
   cells: Cell[],
   paced: PacedReport | undefined,
@@ -438,29 +482,81 @@ export function evaluateTargets(
       met: vals.every((x) => ok(x.v)),
     });
   };
-  for (const w of ["json", "sse"] as const) {
+  const measuredC = [...new Set(cells.map((c) => c.concurrency))];
+  const at = (ws: WorkloadName[], cs: number[]) =>
+    ws.flatMap((w) => cs.map((c) => [w, c] as [WorkloadName, number]));
+  const gws = GATEWAYS.filter((g) => cells.some((c) => c.targets.includes(g)));
+  for (const g of gws) {
+    const rpsOf = (c: Cell) => g === "gateway" ? c.gwRps : c.limRps;
+    const cpuOf = (c: Cell) => g === "gateway" ? c.gwCpu : c.limCpu;
     worst(
-      `Throughput ${w.toUpperCase()} c=16 and c=64 ≥ 0.85× bare floor`,
-      [[w, 16], [w, 64]],
-      (c) => c.gwRps.bare,
+      `${g}: JSON and 500 KB bodies, RPS ≥ 0.85× best metering floor (c=16, c=64)`,
+      at(["json", "large"], [16, 64]),
+      (c) => rpsOf(c).bestMeter,
       (v) => v >= 0.85,
       true,
     );
+    worst(
+      `${g}: JSON and 500 KB bodies, CPU/req ≤ 1.2× best metering floor (c=16, c=64)`,
+      at(["json", "large"], [16, 64]),
+      (c) => cpuOf(c).bestMeter,
+      (v) => v <= 1.2,
+      false,
+    );
+    worst(
+      `${g}: streams, RPS ≥ 0.95× best metering floor (c=16, c=64)`,
+      at(["sse"], [16, 64]),
+      (c) => rpsOf(c).bestMeter,
+      (v) => v >= 0.95,
+      true,
+    );
+    worst(
+      `${g}: streams, RPS ≥ 1.3× Portkey (c=16, c=64)`,
+      at(["sse"], [16, 64]),
+      (c) => rpsOf(c).portkey,
+      (v) => v >= 1.3,
+      true,
+    );
+    const s16 = cell("sse", 16)?.cpu[g], s64 = cell("sse", 64)?.cpu[g];
+    const rise = ratio(s64 ?? NaN, s16 ?? NaN);
+    out.push({
+      target: `${g}: streams, CPU/req at c=64 within 10% of c=16`,
+      measured: Number.isFinite(rise)
+        ? `c=64 ÷ c=16: ${times(rise)} (${fmt(s64)} / ${fmt(s16)} µs)`
+        : "not measured",
+      met: Number.isFinite(rise) ? rise <= 1.1 : undefined,
+    });
+    worst(
+      `${g}: JSON and 500 KB bodies, RPS ≥ 4× Portkey at every concurrency`,
+      at(["json", "large"], measuredC),
+      (c) => rpsOf(c).portkey,
+      (v) => v >= 4,
+      true,
+    );
+    const mine = open.find((o) => o.target === g);
+    const meters = open.filter((o) => o.target === "meter-tee" || o.target === "meter-inline")
+      .filter((o) => Number.isFinite(o.perStreamKiB));
+    const best = meters.length ? Math.min(...meters.map((o) => o.perStreamKiB)) : NaN;
+    const extra = (mine?.perStreamKiB ?? NaN) - best;
+    out.push({
+      target: `${g}: open streams, RSS per stream ≤ best metering floor's + 16 KiB`,
+      measured: Number.isFinite(extra)
+        ? `${fmt(mine!.perStreamKiB, 1)} KiB vs ${fmt(best, 1)} KiB: ${extra < 0 ? "−" : "+"}${
+          fmt(Math.abs(extra), 1)
+        } KiB`
+        : "not measured",
+      met: Number.isFinite(extra) ? extra <= 16 : undefined,
+    });
   }
-  worst(
-    "CPU per request ≤ 1.25× bare floor (JSON, SSE; c=16, c=64)",
-    [["json", 16], ["json", 64], ["sse", 16], ["sse", 64]],
-    (c) => c.gwCpu.bare,
-    (v) => v <= 1.25,
-    false,
-  );
-  worst(
-    "Added p50 at c=1 ≤ 1.2× bare floor's added p50 (JSON, SSE)",
-    [["json", 1], ["sse", 1]],
-    (c) => c.gwBareAdded,
-    (v) => v <= 1.2,
-    false,
-  );
+  if (gws.includes("gw-limits")) {
+    worst(
+      "Cost of enforcement: CPU/req with limits on the key ≤ 1.1× without (every run)",
+      at(["json", "sse", "paced", "large"], measuredC),
+      (c) => c.limVsGw.cpu,
+      (v) => v <= 1.1,
+      false,
+    );
+  }
   if (paced) {
     out.push({
       target: "Paced SSE: TTFB within 1 ms of the bare floor's (p50)",
@@ -474,20 +570,7 @@ export function evaluateTargets(
         `(bare floor ${ms(paced.addedDelayP99.bare)} ms)`,
       met: Number.isFinite(g) ? g <= 1 : undefined,
     });
-  } else out.push({ target: "Paced SSE TTFB and inter-chunk stalls", measured: "not measured" });
-  const gwOpen = open.find((o) => o.target === "gateway");
-  out.push({
-    target: "1,000 open streams: ≤ 64 KiB RSS per stream",
-    measured: gwOpen ? `${fmt(gwOpen.perStreamKiB, 1)} KiB/stream` : "not measured",
-    met: gwOpen && Number.isFinite(gwOpen.perStreamKiB) ? gwOpen.perStreamKiB <= 64 : undefined,
-  });
-  worst(
-    "Large bodies (500 KB): throughput ≥ 0.8× bare floor (c=16, c=64)",
-    [["large", 16], ["large", 64]],
-    (c) => c.gwRps.bare,
-    (v) => v >= 0.8,
-    true,
-  );
+  }
   out.push({
     target: "Usage exact after every gateway run",
     measured: allUsageOk ? "every check OK" : "at least one FAIL",
@@ -499,7 +582,7 @@ export function evaluateTargets(
 /** The targets table. */
 export function renderTargets(checks: TargetCheck[]): string {
   return table(
-    ["issue-3 target", "measured (worst first)", "met"],
+    ["target", "measured (worst first)", "met"],
     ["---", "---", ":-:"],
     checks.map((c) => [
       c.target,

@@ -19,7 +19,12 @@
  *   the `x-portkey-provider` and `x-portkey-custom-host` headers that only
  *   its requests carry;
  * - `gateway`: this gateway (main.ts, as in production, with a KV file and
- *   one client key).
+ *   one client key);
+ * - `gw-limits`: the same gateway in a process of its own whose client key
+ *   has every limit set (rpm, tpm, max_concurrent, daily and monthly token
+ *   quotas and budgets; `BENCH_KEY_LIMITS` in bench/gateway.ts), each far
+ *   above what the benchmark uses: what enforcing limits costs, measured in
+ *   the same rounds as the gateway without them.
  *
  * Before a phase measures anything, every target is checked (bench/preflight.ts):
  * correct JSON answers, paced streams that really stream, and metering
@@ -28,18 +33,19 @@
  * For each workload (1 KB JSON, unpaced SSE, paced SSE, 500 KB request
  * bodies; each alternates Anthropic `/v1/messages` and OpenAI
  * `/v1/chat/completions` requests) it runs every target at each concurrency,
- * interleaved (direct → bare → meter-tee → meter-inline → portkey → gateway,
- * then the next concurrency), for several rounds on fresh processes, and
+ * interleaved (direct → bare → meter-tee → meter-inline → portkey → gateway
+ * → gw-limits, then the next concurrency), for several rounds on fresh processes, and
  * reports medians and medians of per-round ratios: requests per second, CPU
  * per request of every proxy, latency and peak RSS, with the gateway's
  * ratios to the bare floor, to the better metering floor (per cell, named)
- * and to Portkey. After every gateway run the usage the gateway recorded
+ * and to Portkey, and gw-limits' ratio to the gateway. After every gateway
+ * run (either gateway) the usage it recorded
  * must equal what the upstream served; a run where it does not is marked
  * FAIL and the command exits 1. Then a streaming client measures paced-SSE
  * time to first byte and chunk delays through every target, and the RSS of
  * 1,000 open streams through every proxy. The Markdown result is printed and
  * written to bench/results/latest.md (logs in bench/results/logs/). A full
- * run takes about 20 minutes on 2 cores; `--quick` about 5.
+ * run takes about 20 minutes on 2 cores; `--quick` about 6.
  *
  * What the targets do differs, and the tables should be read with it: the
  * gateway authenticates a client key, adds `stream_options.include_usage` to
@@ -52,8 +58,9 @@
  *
  * Flags (environment variable in brackets):
  *   --quick                 smoke run: 1 round, 1 s runs, 16 paced streams
- *   --targets LIST          direct,bare,meter-tee,meter-inline,portkey,gateway (all; the
- *                           gateway is always measured). Without portkey, no Node.js is needed.
+ *   --targets LIST          direct,bare,meter-tee,meter-inline,portkey,gateway,gw-limits (all;
+ *                           the gateway is always measured). Without portkey, no Node.js is
+ *                           needed; without gw-limits, no run has limits on the key.
  *   --rounds N              rounds of every workload × concurrency × target [BENCH_ROUNDS] (3)
  *   --duration S            active seconds per wrk run [BENCH_DURATION] (3; quick 1)
  *   --warmup S              length of each warm-up run (1; quick 0.5). Before each workload,
@@ -67,26 +74,31 @@
  *   --paced-streams N       paced streams per target per round for TTFB/chunk delays (32; quick 16; 0 skips)
  *   --streams N             concurrent open streams for the RSS test [BENCH_STREAMS] (1000; 0 skips)
  *   --profile[=LIST]        instead of the benchmark: run the gateway under V8's CPU profiler
- *                           (--cpu-prof into bench/results/prof/) for each listed workload
- *                           (default json,sse) and print its top self-time functions
+ *                           (--cpu-prof into bench/results/prof/) and GC trace for each listed
+ *                           workload (default json,sse) and print its top self-time functions
+ *                           and heap allocation per request
  *   --profile-seconds S     length of each profiled run (10)
  *   --profile-concurrency N connections of each profiled run (16)
  *   --workers LIST          instead of the benchmark: the gateway with each WORKERS value
  *                           (e.g. 1,2) side by side, unpinned, with the exact-usage check after
  *                           every run (bench/workers.ts); workloads json,sse and concurrency
  *                           16,64 unless given
+ *   --profile-target NAME   gateway (default) or gw-limits (limits on the key)
  *   --out FILE              where to write the Markdown (bench/results/latest.md)
  *   --help
- *
- * There is no flag for per-key limits on the bench key: the gateway has no
- * such limits yet (add `--key-limits` to prepareGateway's key when it does).
  *
  * BENCH_GATEWAY_MAIN=/path/to/other/checkout/main.ts benchmarks another gateway build;
  * BENCH_MAX_MINUTES (60) is a hard limit on the whole run.
  */
 import { parseArgs } from "node:util";
 import { UpstreamControl } from "./control.ts";
-import { type GatewayProc, prepareGateway, startGateway } from "./gateway.ts";
+import {
+  BENCH_KEY_LIMITS,
+  type GatewayHome,
+  type GatewayProc,
+  prepareGateway,
+  startGateway,
+} from "./gateway.ts";
 import { ensureWrk } from "./load.ts";
 import {
   type Bench,
@@ -117,11 +129,20 @@ import {
 } from "./report.ts";
 import { median } from "./stats.ts";
 import { type PacedSamples, runClient } from "./stream_client.ts";
-import { formatSummary, newestProfile, summarize } from "./top_functions.ts";
+import {
+  formatHeapSummary,
+  formatSummary,
+  newestProfile,
+  summarize,
+  summarizeHeap,
+} from "./top_functions.ts";
 import type { UsageCheck } from "./usage_check.ts";
 import { runScaling } from "./workers.ts";
 import {
   type Credentials,
+  type GatewayName,
+  GATEWAYS,
+  isGateway,
   type ProxyName,
   requestsFor,
   SLOW,
@@ -133,6 +154,10 @@ import {
 } from "./workloads.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
+/** The checkout whose gateway is measured (`BENCH_GATEWAY_MAIN`'s, or this one). */
+const GATEWAY_ROOT = Deno.env.get("BENCH_GATEWAY_MAIN")
+  ? Deno.env.get("BENCH_GATEWAY_MAIN")!.replace(/\/[^/]*$/, "")
+  : new URL("..", import.meta.url).pathname;
 const RESULTS = `${HERE}results`;
 const LOGS = `${RESULTS}/logs`;
 
@@ -153,6 +178,7 @@ interface Options {
   profileConcurrency: number;
   /** `--workers`: the WORKERS values of the scaling run. */
   workers?: number[];
+  profileTarget: ProfiledName;
   out: string;
 }
 
@@ -161,6 +187,18 @@ function usage(): never {
   const doc = /\/\*\*([\s\S]*?)\*\//.exec(text)?.[1] ?? "";
   console.log(doc.split("\n").map((l) => l.replace(/^ \* ?/, "")).join("\n").trim());
   Deno.exit(0);
+}
+
+/** The targets `--profile` can run: the Deno ones. */
+type ProfiledName = Exclude<ProxyName, "portkey">;
+const PROFILED: ProfiledName[] = ["gateway", "gw-limits", "bare", "meter-tee", "meter-inline"];
+
+function parseProfileTarget(v: string | undefined): ProfiledName {
+  const t = (v ?? "gateway") as ProfiledName;
+  if (!PROFILED.includes(t)) {
+    throw new Error(`--profile-target must be one of ${PROFILED.join(", ")}`);
+  }
+  return t;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -188,6 +226,7 @@ function parseOptions(argv: string[]): Options {
       "profile-seconds": { type: "string" },
       "profile-concurrency": { type: "string" },
       workers: { type: "string" },
+      "profile-target": { type: "string" },
       out: { type: "string" },
       help: { type: "boolean", default: false },
     },
@@ -248,6 +287,7 @@ function parseOptions(argv: string[]): Options {
       Math.round(num(values["profile-concurrency"], undefined, 16, "profile-concurrency")),
     ),
     workers,
+    profileTarget: parseProfileTarget(values["profile-target"]),
     out: values.out ?? `${RESULTS}/latest.md`,
   };
 }
@@ -277,7 +317,7 @@ const SECRETS = {
 interface Env {
   bench: Bench;
   procs: Proc[];
-  gateway: GatewayProc;
+  gateways: Partial<Record<GatewayName, GatewayProc>>;
 }
 
 /** The Deno floors: target name → script. */
@@ -288,14 +328,20 @@ const FLOORS: [ProxyName, string][] = [
 ];
 
 /**
- * Starts the fake upstream and every proxy of `targets` (the gateway
- * always), then checks each target (preflight) unless `check` is false.
+ * Starts the fake upstream and every proxy of `targets`, then checks each
+ * target (preflight) unless `check` is false.
  */
 async function startEnv(
   label: string,
   tmp: string,
   targets: TargetName[],
-  o: { gatewayFlags?: string[]; check?: boolean } = {},
+  o: {
+    denoFlags?: string[];
+    check?: boolean;
+    /** For the gateways: another entry point and settings (`--profile`'s heap sampling). */
+    gatewayMain?: string;
+    gatewayEnv?: Record<string, string>;
+  } = {},
 ): Promise<Env> {
   const deno = Deno.execPath();
   const env = { BENCH_SECRET_A: SECRETS.anthropic, BENCH_SECRET_O: SECRETS.openai };
@@ -315,7 +361,14 @@ async function startEnv(
     for (const [name, script] of FLOORS.filter(([n]) => targets.includes(n))) {
       const p = track(spawn({
         name,
-        cmd: [deno, "run", "--unstable-no-legacy-abort", "-A", `${HERE}${script}`],
+        cmd: [
+          deno,
+          "run",
+          "--unstable-no-legacy-abort",
+          ...(o.denoFlags ?? []),
+          "-A",
+          `${HERE}${script}`,
+        ],
         env: { ...env, BENCH_PORT: "0", BENCH_UPSTREAM: upUrl },
         cpu: CPU_SERVER,
         log: `${LOGS}/${label}-${name}.log`,
@@ -332,29 +385,42 @@ async function startEnv(
       procs.push(p);
       proxies.portkey = { url: p.url, pid: p.pid };
     }
-    const home = await prepareGateway(`${tmp}/${label}-gateway`, upUrl);
-    const gateway = track(
-      await startGateway({
-        home,
-        secrets: SECRETS,
-        cpu: CPU_SERVER,
-        log: `${LOGS}/${label}-gateway.log`,
-        denoFlags: o.gatewayFlags,
-      }),
-    );
-    procs.push(gateway);
-    proxies.gateway = { url: gateway.url, pid: gateway.pid };
+    const gateways: Env["gateways"] = {};
+    const homes: Partial<Record<GatewayName, GatewayHome>> = {};
+    for (const name of GATEWAYS.filter((g) => targets.includes(g))) {
+      const home = await prepareGateway(
+        `${tmp}/${label}-${name}`,
+        upUrl,
+        name === "gw-limits" ? BENCH_KEY_LIMITS : undefined,
+      );
+      const gw = track(
+        await startGateway({
+          home,
+          secrets: SECRETS,
+          cpu: CPU_SERVER,
+          log: `${LOGS}/${label}-${name}.log`,
+          denoFlags: o.denoFlags,
+          main: o.gatewayMain,
+          env: o.gatewayEnv,
+        }),
+      );
+      procs.push(gw);
+      proxies[name] = { url: gw.url, pid: gw.pid };
+      gateways[name] = gw;
+      homes[name] = home;
+    }
     const creds: Credentials = {
       upstreamUrl: upUrl,
       upstreamA: SECRETS.anthropic,
       upstreamO: SECRETS.openai,
-      gatewayKey: home.secret,
+      gatewayKey: homes.gateway?.secret ?? "",
+      limitsKey: homes["gw-limits"]?.secret ?? "",
     };
     const bench: Bench = {
       up: new UpstreamControl(upUrl),
       upPid: upstream.pid,
       proxies,
-      gateway,
+      gateways,
       creds,
       loadCpu: CPU_LOAD,
       tmpDir: tmp,
@@ -365,7 +431,7 @@ async function startEnv(
         throw new Error(`a target failed its check:\n  ${problems.join("\n  ")}`);
       }
     }
-    return { bench, procs, gateway };
+    return { bench, procs, gateways };
   } catch (e) {
     await Promise.all(procs.map((p) => p.stop()));
     throw e;
@@ -373,7 +439,8 @@ async function startEnv(
 }
 
 async function stopEnv(e: Env): Promise<void> {
-  await Promise.all(e.procs.map((p) => p.stop(p === e.gateway ? 30_000 : 10_000)));
+  const gws = new Set<Proc>(Object.values(e.gateways));
+  await Promise.all(e.procs.map((p) => p.stop(gws.has(p) ? 30_000 : 10_000)));
 }
 
 const started = performance.now();
@@ -446,7 +513,8 @@ async function runPaced(o: Options, tmp: string): Promise<PacedReport> {
     }));
     await quiesce(b.up);
     await b.up.reset();
-    const before = await b.gateway.usage();
+    const gws = GATEWAYS.filter((g) => b.gateways[g]);
+    const before = await Promise.all(gws.map((g) => b.gateways[g]!.usage()));
     const staggerMs = 80;
     const client = await runClient({
       mode: "paced",
@@ -463,7 +531,10 @@ async function runPaced(o: Options, tmp: string): Promise<PacedReport> {
     const results = line.results as Record<string, PacedSamples>;
     if (!await quiesce(b.up)) problems.push("the upstream did not go idle");
     const up = await b.up.stats();
-    const usage: UsageCheck = await settleUsage(b.gateway, before, up, "gateway");
+    const usage: Partial<Record<GatewayName, UsageCheck>> = {};
+    for (const [i, g] of gws.entries()) {
+      usage[g] = await settleUsage(b.gateways[g]!, before[i], up, g);
+    }
     const report = summarizePaced(results, usage, problems);
     for (const r of report.rows) {
       console.error(
@@ -500,7 +571,8 @@ async function runOpen(
   }
   await quiesce(b.up);
   await b.up.reset();
-  const before = target === "gateway" ? await b.gateway.usage() : undefined;
+  const gw = isGateway(target) ? b.gateways[target] : undefined;
+  const before = gw ? await gw.usage() : undefined;
   resetPeakRss(pid);
   const client = await runClient({
     mode: "open",
@@ -537,8 +609,8 @@ async function runOpen(
   }
   if (!await quiesce(b.up)) problems.push("the upstream did not go idle");
   let usage: UsageCheck | undefined;
-  if (before) {
-    usage = await settleUsage(b.gateway, before, await b.up.stats());
+  if (gw && before) {
+    usage = await settleUsage(gw, before, await b.up.stats());
     problems.push(...usage.problems.map((p) => `usage: ${p}`));
   }
   const baseKiB = median(base);
@@ -610,34 +682,139 @@ async function machineHeader(o: Options, portkey: string | undefined): Promise<s
   ].join("\n");
 }
 
+/** What V8's GC trace (`--trace-gc-nvp`) says about a process: bytes allocated, collections, pauses. */
+interface GcTrace {
+  allocatedBytes: number;
+  scavenges: number;
+  markCompacts: number;
+  pauseMs: number;
+}
+
+/** Sums the `--trace-gc-nvp` lines of a log. */
+function parseGcTrace(text: string): GcTrace {
+  const t: GcTrace = { allocatedBytes: 0, scavenges: 0, markCompacts: 0, pauseMs: 0 };
+  for (const line of text.split("\n")) {
+    const at = line.indexOf("GC: {");
+    if (at < 0) continue;
+    try {
+      const j = JSON.parse(line.slice(at + 4));
+      t.allocatedBytes += Number(j.allocated) || 0;
+      t.pauseMs += Number(j.pause) || 0;
+      if (j.gc === "s") t.scavenges++;
+      else t.markCompacts++;
+    } catch {
+      // a line cut short: skip it
+    }
+  }
+  return t;
+}
+
+/**
+ * Runs `target` (a gateway) from bench/alloc_main.ts and samples its
+ * allocations during one measured run; the profile's text and the run's
+ * request count, or undefined when no profile came.
+ */
+async function sampleAllocations(
+  label: string,
+  tmp: string,
+  target: GatewayName,
+  w: Workload,
+  c: number,
+  seconds: number,
+  file: string,
+): Promise<{ profile: string; requests: number } | undefined> {
+  const out = `${file}.heapprofile`;
+  const env = await startEnv(`${label}-alloc`, tmp, [target], {
+    gatewayMain: `${HERE}alloc_main.ts`,
+    gatewayEnv: { BENCH_HEAP_PROFILE: out, BENCH_GATEWAY_ROOT: GATEWAY_ROOT },
+  });
+  try {
+    progress(await measureRun(env.bench, w, target, c, 1000, -1));
+    const pid = pidOf(env.bench, target);
+    Deno.kill(pid, "SIGUSR1");
+    const r = await measureRun(env.bench, w, target, c, seconds * 1000, 0);
+    Deno.kill(pid, "SIGUSR2");
+    progress(r);
+    for (let i = 0; i < 300; i++) {
+      const profile = await Deno.readTextFile(out).catch(() => undefined);
+      if (profile !== undefined) return { profile, requests: r.requests };
+      await sleep(100);
+    }
+    console.error(`no heap profile was written to ${out}`);
+    return undefined;
+  } finally {
+    await stopEnv(env);
+  }
+}
+
 async function runProfile(o: Options, tmp: string): Promise<number> {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const target = o.profileTarget;
   let failed = false;
   for (const name of o.profile ?? []) {
     const w = WORKLOADS.find((x) => x.name === name)!;
-    const dir = `${RESULTS}/prof/${name}-${stamp}`;
+    const dir = `${RESULTS}/prof/${name}-${target}-${stamp}`;
     await Deno.mkdir(dir, { recursive: true });
     const c = o.profileConcurrency;
-    console.error(`\nprofiling the gateway on ${w.label} at c=${c} for ${o.profileSeconds} s`);
-    const env = await startEnv(`profile-${name}`, tmp, ["gateway"], {
-      gatewayFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`],
+    console.error(`\nprofiling ${target} on ${w.label} at c=${c} for ${o.profileSeconds} s`);
+    const label = `profile-${name}`;
+    const log = `${LOGS}/${label}-${target}.log`;
+    const logStart = await Deno.stat(log).then((s) => s.size, () => 0);
+    const env = await startEnv(label, tmp, [target], {
+      denoFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--v8-flags=--trace-gc-nvp"],
     });
+    let requests = 6; // the preflight's
+    let measured: RunResult | undefined;
     try {
-      progress(await measureRun(env.bench, w, "gateway", c, 1000, -1));
-      const r = await measureRun(env.bench, w, "gateway", c, o.profileSeconds * 1000, 0);
-      progress(r);
-      if (r.problems.length) failed = true;
+      const warm = await measureRun(env.bench, w, target, c, 1000, -1);
+      progress(warm);
+      measured = await measureRun(env.bench, w, target, c, o.profileSeconds * 1000, 0);
+      progress(measured);
+      requests += warm.requests + measured.requests;
+      if (measured.problems.length) failed = true;
     } finally {
       await stopEnv(env);
     }
+    // Allocation sites in a run of their own: the inspector session the sampler needs slows
+    // fetch down (see formatHeapSummary), which must not touch the CPU profile's figures.
+    const heap = isGateway(target)
+      ? await sampleAllocations(label, tmp, target, w, c, o.profileSeconds, `${dir}/allocations`)
+      : undefined;
     const file = await newestProfile(dir);
     if (!file) {
       console.error(`no .cpuprofile was written to ${dir}`);
       failed = true;
       continue;
     }
+    await sleep(300); // the last of its stdout reaches the log
+    const bytes = await Deno.readFile(log);
+    const gc = parseGcTrace(new TextDecoder().decode(bytes.subarray(logStart)));
     const summary = formatSummary(summarize(JSON.parse(await Deno.readTextFile(file))), 20);
-    const md = `## Gateway CPU profile: ${w.label}, c=${c}\n\n${file}\n\n${summary}\n`;
+    const per = (x: number) => (x / Math.max(1, requests));
+    const md = [
+      `## ${target} CPU profile: ${w.label}, c=${c}`,
+      "",
+      file,
+      "",
+      `${measured?.rps.toFixed(0)} rps, ${
+        measured?.cpuUsPerReq?.toFixed(0)
+      } µs CPU/req under the ` +
+      `profiler; V8 heap allocation ${(per(gc.allocatedBytes) / 1024).toFixed(1)} KiB/req, ` +
+      `${gc.scavenges} scavenges and ${gc.markCompacts} mark-compacts, GC pauses ` +
+      `${(per(gc.pauseMs) * 1000).toFixed(1)} µs/req (--trace-gc-nvp over the process's ` +
+      `${requests} requests, start-up included)`,
+      "",
+      summary,
+      "",
+      ...(heap
+        ? [
+          `### Allocation sites (V8 sampling heap profiler, a run of its own)`,
+          "",
+          formatHeapSummary(summarizeHeap(JSON.parse(heap.profile).head), heap.requests),
+          "",
+        ]
+        : []),
+    ].join("\n");
     await Deno.writeTextFile(`${dir}/top.md`, md);
     console.log(md);
   }
@@ -699,8 +876,9 @@ async function main(): Promise<number> {
     for (const w of o.workloads) {
       for (const c of o.concurrency) cells.push(summarizeCell(runs, w.name, w.label, c));
     }
+    const pacedUsage = Object.entries(paced?.usage ?? {});
     const usageOk = runs.every((r) => !r.usage || r.usage.ok) &&
-      (!paced?.usage || paced.usage.ok) && open.every((x) => !x.usage || x.usage.ok);
+      pacedUsage.every(([, u]) => u.ok) && open.every((x) => !x.usage || x.usage.ok);
     const problems = [
       ...runs.filter((r) => r.problems.length).map((r) =>
         `${r.workload} c=${r.concurrency} ${r.target} ${
@@ -708,9 +886,9 @@ async function main(): Promise<number> {
         }: ${r.problems.join("; ")}`
       ),
       ...(paced?.problems ?? []).map((p) => `paced: ${p}`),
-      ...(paced?.usage && !paced.usage.ok
-        ? [`paced: usage: ${paced.usage.problems.join("; ")}`]
-        : []),
+      ...pacedUsage.filter(([, u]) => !u.ok).map(([g, u]) =>
+        `paced: ${g} usage: ${u.problems.join("; ")}`
+      ),
       ...open.flatMap((x) => x.problems.map((p) => `open streams (${x.target}): ${p}`)),
     ];
     const minutes = ((performance.now() - t0) / 60_000).toFixed(1);
@@ -761,7 +939,7 @@ async function main(): Promise<number> {
         : []),
       ...(open.length ? ["", "## Open streams (RSS per stream)", "", renderOpen(open)] : []),
       "",
-      "## Issue-3 targets",
+      "## Targets",
       "",
       renderTargets(evaluateTargets(cells, paced, open, usageOk)),
       ...(problems.length ? ["", "## Failed runs", "", ...problems.map((p) => `- ${p}`)] : []),

@@ -121,6 +121,100 @@ export function formatSummary(s: ProfileSummary, n = 25): string {
   return lines.join("\n");
 }
 
+/** One node of a sampling heap profile (`HeapProfiler.stopSampling`, `.heapprofile`). */
+export interface HeapNode {
+  callFrame: CallFrame;
+  /** Bytes allocated here (sampled, scaled to an estimate of all). */
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** Bytes allocated per request: where it happens, and which gateway code caused it. */
+export interface HeapSummary {
+  totalBytes: number;
+  /** By the allocating function (runtime internals included). */
+  functions: { name: string; where: string; bytes: number }[];
+  /**
+   * By the innermost function of the gateway's own code (`lib/`) on the
+   * allocation's stack: what the gateway's code costs in allocation,
+   * runtime calls it makes included.
+   */
+  gateway: { name: string; where: string; bytes: number }[];
+}
+
+// Heap profiles' line numbers are not those of the source: name the file only.
+const frameWhere = (f: CallFrame) => shortUrl(f.url);
+
+/**
+ * Frames that exist only because an inspector session is attached (the
+ * profiler's own): fetch then describes every request to the inspector's
+ * Network domain and tees each response body for it.
+ */
+const INSPECTOR_ONLY =
+  /inspector_network_bridge|^(drainResponseForInspector|joinHeaderValuesForCdp|parseContentTypeForCdp|readableByteStreamTee|readableStreamDefaultTee|tee)$/;
+
+/**
+ * Bytes allocated by function and by gateway function, over a heap
+ * profile's samples, leaving out what only the attached inspector causes.
+ */
+export function summarizeHeap(head: HeapNode): HeapSummary {
+  const fns = new Map<string, { name: string; where: string; bytes: number }>();
+  const gw = new Map<string, { name: string; where: string; bytes: number }>();
+  let total = 0;
+  const add = (m: typeof fns, f: CallFrame, bytes: number) => {
+    const name = f.functionName || "(anonymous)";
+    const where = frameWhere(f);
+    const key = `${name}@${where}`;
+    const cur = m.get(key) ?? { name, where, bytes: 0 };
+    cur.bytes += bytes;
+    m.set(key, cur);
+  };
+  const walk = (n: HeapNode, owner: CallFrame | undefined) => {
+    if (INSPECTOR_ONLY.test(n.callFrame.functionName) || INSPECTOR_ONLY.test(n.callFrame.url)) {
+      return;
+    }
+    const mine = shortUrl(n.callFrame.url).startsWith("lib/") ? n.callFrame : owner;
+    if (n.selfSize > 0) {
+      total += n.selfSize;
+      add(fns, n.callFrame, n.selfSize);
+      add(
+        gw,
+        mine ??
+          { functionName: "(outside the gateway's code)", url: "", lineNumber: 0, columnNumber: 0 },
+        n.selfSize,
+      );
+    }
+    for (const c of n.children) walk(c, mine);
+  };
+  walk(head, undefined);
+  const sorted = (m: typeof fns) => [...m.values()].sort((a, b) => b.bytes - a.bytes);
+  return { totalBytes: total, functions: sorted(fns), gateway: sorted(gw) };
+}
+
+/** A Markdown report of a heap summary, per request. */
+export function formatHeapSummary(s: HeapSummary, requests: number, n = 15): string {
+  const kib = (b: number) => (b / Math.max(1, requests) / 1024).toFixed(2);
+  const share = (b: number) => `${(100 * b / Math.max(1, s.totalBytes)).toFixed(1)}%`;
+  return [
+    `sampled allocation: ${kib(s.totalBytes)} KiB per request over ${requests} requests ` +
+    "(the inspector session the sampler needs makes fetch describe and tee every response for " +
+    "DevTools; those frames are left out, but a teed body is read through JavaScript, so " +
+    "fetch and body reads show more than they cost without it)",
+    "",
+    "| KiB/req | share | allocating function | where |",
+    "| ------: | ----: | ------------------- | ----- |",
+    ...s.functions.slice(0, n).map((f) =>
+      `| ${kib(f.bytes)} | ${share(f.bytes)} | ${f.name} | ${f.where} |`
+    ),
+    "",
+    "| KiB/req | share | gateway function the allocation happened under | where |",
+    "| ------: | ----: | ---------------------------------------------- | ----- |",
+    ...s.gateway.slice(0, n).map((f) =>
+      `| ${kib(f.bytes)} | ${share(f.bytes)} | ${f.name} | ${f.where} |`
+    ),
+  ].join("\n");
+}
+
 /** The newest `.cpuprofile` in `dir`. */
 export async function newestProfile(dir: string): Promise<string | undefined> {
   let best: { path: string; mtime: number } | undefined;

@@ -77,12 +77,13 @@ export async function runScaling(o: ScalingOptions): Promise<{ md: string; ok: b
         up,
         upPid: upstream.pid,
         proxies: { gateway: { url: gateway.url, pid: gateway.pid } },
-        gateway,
+        gateways: { gateway },
         creds: {
           upstreamUrl: upUrl,
           upstreamA: o.secrets.anthropic,
           upstreamO: o.secrets.openai,
           gatewayKey: home.secret,
+          limitsKey: "", // no gw-limits target in this phase
         },
         tmpDir: o.tmp,
       });

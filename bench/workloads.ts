@@ -43,9 +43,18 @@ export const SLOW: Workload = {
 /**
  * Where load goes: straight to the fake upstream; the bare floor
  * (floor.ts); the metering floors (floor_meter_tee.ts,
- * floor_meter_inline.ts); Portkey's gateway (portkey.ts); our gateway.
+ * floor_meter_inline.ts); Portkey's gateway (portkey.ts); our gateway; our
+ * gateway with limits set on its client key (`gw-limits`, see
+ * `BENCH_KEY_LIMITS` in gateway.ts).
  */
-export type TargetName = "direct" | "bare" | "meter-tee" | "meter-inline" | "portkey" | "gateway";
+export type TargetName =
+  | "direct"
+  | "bare"
+  | "meter-tee"
+  | "meter-inline"
+  | "portkey"
+  | "gateway"
+  | "gw-limits";
 
 /** Every target, in the order each round visits them. */
 export const TARGETS: TargetName[] = [
@@ -55,7 +64,19 @@ export const TARGETS: TargetName[] = [
   "meter-inline",
   "portkey",
   "gateway",
+  "gw-limits",
 ];
+
+/** The targets that are this gateway (without and with limits on the key). */
+export type GatewayName = "gateway" | "gw-limits";
+
+/** Both gateway targets. */
+export const GATEWAYS: GatewayName[] = ["gateway", "gw-limits"];
+
+/** True for the targets that are this gateway. */
+export function isGateway(t: TargetName): t is GatewayName {
+  return t === "gateway" || t === "gw-limits";
+}
 
 /** The targets that are a process of their own between the load and the upstream. */
 export type ProxyName = Exclude<TargetName, "direct">;
@@ -76,8 +97,10 @@ export interface Credentials {
   upstreamA: string;
   /** What the upstream requires on its OpenAI path (bearer token). */
   upstreamO: string;
-  /** The gateway client key. */
+  /** The gateway client key (no limits). */
   gatewayKey: string;
+  /** The client key of the `gw-limits` gateway (limits set on it). */
+  limitsKey: string;
 }
 
 const USER_TEXT = "Summarise the benchmark results in one short paragraph, please.";
@@ -150,11 +173,15 @@ export function requestsFor(w: Workload, target: TargetName, c: Credentials): Re
   // whatever they are sent for it; the gateway wants its own client key.
   const keyA = target === "gateway"
     ? c.gatewayKey
+    : target === "gw-limits"
+    ? c.limitsKey
     : target === "direct" || target === "portkey"
     ? c.upstreamA
     : "floor-client-key";
   const keyO = target === "gateway"
     ? c.gatewayKey
+    : target === "gw-limits"
+    ? c.limitsKey
     : target === "direct" || target === "portkey"
     ? c.upstreamO
     : "floor-client-key";

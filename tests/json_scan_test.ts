@@ -8,6 +8,7 @@ import { openai } from "../lib/formats/openai.ts";
 import { anthropic } from "../lib/formats/anthropic.ts";
 import {
   findMember,
+  hasControlByte,
   isEmptyObject,
   JsonScanError,
   scanObject,
@@ -330,13 +331,18 @@ Deno.test("scanObject: rejects what is not one JSON object, naming the position"
 
 Deno.test("scanObject accepts exactly what JSON.parse accepts as an object (strings, escapes, control characters)", () => {
   const accepts = (text: string) => {
-    try {
-      scanObject(text, ["model"]);
-      return true;
-    } catch (e) {
-      assert(e instanceof JsonScanError, `not a JsonScanError: ${e}`);
-      return false;
-    }
+    // Searching the text for control characters, and being told from the bytes, agree.
+    const verdicts = [undefined, hasControlByte(enc.encode(text))].map((controls) => {
+      try {
+        scanObject(text, ["model"], controls);
+        return true;
+      } catch (e) {
+        assert(e instanceof JsonScanError, `not a JsonScanError: ${e}`);
+        return false;
+      }
+    });
+    assertEquals(verdicts[0], verdicts[1], JSON.stringify(text));
+    return verdicts[0];
   };
   const parses = (text: string) => {
     try {
@@ -380,4 +386,32 @@ Deno.test("scanObject accepts exactly what JSON.parse accepts as an object (stri
     if (p) agreedValid++;
   }
   assert(agreedValid > 1000, `the corpus holds valid bodies too (${agreedValid})`);
+});
+
+Deno.test("hasControlByte finds a byte below 0x20 wherever it is, at any alignment, and nothing else", () => {
+  const naive = (b: Uint8Array) => b.some((x) => x < 0x20);
+  // Bytes on both sides of the boundary, and ones whose high bit trips naive word tricks.
+  const values = [0x00, 0x09, 0x0a, 0x1f, 0x20, 0x21, 0x7f, 0x80, 0x9f, 0xa0, 0xdf, 0xe0, 0xff];
+  let seed = 7;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return (seed >>> 16) % n; // the high bits: the low ones of this generator cycle
+  };
+  let found = 0;
+  for (let i = 0; i < 5_000; i++) {
+    const buf = new Uint8Array(48);
+    for (let j = 0; j < buf.length; j++) buf[j] = values[4 + rand(values.length - 4)]; // >= 0x20
+    if (rand(2)) buf[rand(buf.length)] = values[rand(4)]; // one control byte, maybe
+    const start = rand(8), end = start + rand(buf.length - start + 1);
+    const view = buf.subarray(start, end);
+    assertEquals(hasControlByte(view), naive(view), `${[...view]}`);
+    if (naive(view)) found++;
+  }
+  assert(found > 1000, `the corpus holds control bytes too (${found})`);
+  // A UTF-8 body: multi-byte sequences never look like control characters.
+  assertEquals(
+    hasControlByte(enc.encode('{"model":"é ∑ 👋 \\u0000 (an escape, not the character)"}')),
+    false,
+  );
+  assertEquals(hasControlByte(enc.encode('{\n"model":"m"}')), true);
 });

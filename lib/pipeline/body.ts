@@ -8,7 +8,7 @@ import { errors, GatewayError } from "../http/errors.ts";
 import { clip } from "../http/client_text.ts";
 import { ok, refused, type Result } from "./result.ts";
 import type { Deadlines } from "../upstream/deadlines.ts";
-import { JsonScanError, scanObject } from "./json_scan.ts";
+import { hasControlByte, JsonScanError, scanObject } from "./json_scan.ts";
 
 /** How much of a body the gateway reads, and for how long. */
 export interface BodyLimits {
@@ -31,13 +31,17 @@ export async function readBody(req: Request, limits: BodyLimits): Promise<Uint8A
   if (declared !== null && Number(declared) > limits.maxBytes) {
     throw errors.tooLarge(limits.maxBytes);
   }
-  if (!req.body) return new Uint8Array(0);
+  // With a declared length, `bytes()` reads in one native call; otherwise count as chunks come.
+  // (Only the second touches `req.body`: once that stream exists, `bytes()` reads through it in
+  // JavaScript, ~130 µs more per 500 KB body.)
+  let reading: Promise<Uint8Array<ArrayBuffer>>;
+  if (declared !== null) reading = req.bytes();
+  else if (req.body) reading = readChunked(req.body, limits.maxBytes);
+  else return new Uint8Array(0);
   let expire = () => {};
   const expired = new Promise<never>((_, reject) => {
     expire = () => reject(errors.requestTimeout(limits.timeoutMs));
   });
-  // With a declared length, `bytes()` reads in one native call; otherwise count as chunks come.
-  const reading = declared !== null ? req.bytes() : readChunked(req.body, limits.maxBytes);
   const deadline = limits.deadlines.add(performance.now() + limits.timeoutMs, expire);
   try {
     return await Promise.race([reading, expired]);
@@ -130,7 +134,7 @@ function utf8Length(s: string): number {
 export function inspectBody(raw: Uint8Array): InspectedBody {
   let members;
   try {
-    members = scanObject(dec.decode(raw), WANTED);
+    members = scanObject(dec.decode(raw), WANTED, hasControlByte(raw));
   } catch (e) {
     if (!(e instanceof JsonScanError)) throw e;
     const why = raw.length === 0 ? "the body is empty" : e.message;

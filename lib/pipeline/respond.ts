@@ -104,11 +104,11 @@ function complete(a: Attempted & { kind: "complete" }, r: RespondInput): Respons
     incomplete: false,
     ttfbMs: a.upstreamMs,
   });
-  return new Response(bytes, {
-    status: res.status,
-    statusText: res.statusText,
-    headers: clientHeaders(res.headers, r),
-  });
+  return withClientHeaders(
+    new Response(bytes, { status: res.status, statusText: res.statusText }),
+    res.headers,
+    r,
+  );
 }
 
 /** Every attempt failed: the last upstream answer as it was, or the gateway's 502/504. */
@@ -119,11 +119,11 @@ function failed(a: Attempted & { kind: "failed" }, r: RespondInput): Response {
       ? { ...r.format.meterJson(tryParse(dec.decode(last.body))), status: "http_error" }
       : unmetered(false);
     r.onEnd({ status: last.res.status, metered, failed: true, incomplete: false });
-    return new Response(last.body, {
-      status: last.res.status,
-      statusText: last.res.statusText,
-      headers: clientHeaders(last.res.headers, r),
-    });
+    return withClientHeaders(
+      new Response(last.body, { status: last.res.status, statusText: last.res.statusText }),
+      last.res.headers,
+      r,
+    );
   }
   const tried = [...new Set(a.tried)];
   const all = (last: string) =>
@@ -185,11 +185,11 @@ function streamed(ctx: Context, a: Attempted & { kind: "stream" }, r: RespondInp
   const onShutdown = () => relayed.abort(String(r.shutdown.reason));
   if (r.shutdown.aborted) onShutdown();
   else r.shutdown.addEventListener("abort", onShutdown);
-  return new Response(relayed.stream, {
-    status: res.status,
-    statusText: res.statusText,
-    headers: clientHeaders(res.headers, r),
-  });
+  return withClientHeaders(
+    new Response(relayed.stream, { status: res.status, statusText: res.statusText }),
+    res.headers,
+    r,
+  );
 }
 
 /** Adds the request id and the gateway's headers to a response the gateway made itself. */
@@ -199,10 +199,16 @@ function gatewayMade(res: Response, r: RespondInput): Response {
   return res;
 }
 
-/** The upstream's headers for the client, with the request id and the gateway's own headers. */
-function clientHeaders(upstream: Headers, r: RespondInput): [string, string][] {
-  const h = responseHeaders(upstream, r.requestId);
-  return r.headers.length ? [...h, ...r.headers] : h;
+/**
+ * Gives a response the upstream's headers for the client, the request id and the gateway's own
+ * headers. Appended one by one: passing them to `new Response` costs twice as much (its WebIDL
+ * conversion of the list; ~2.7 µs per response with six headers).
+ */
+function withClientHeaders(res: Response, upstream: Headers, r: RespondInput): Response {
+  const h = res.headers;
+  for (const [k, v] of responseHeaders(upstream, r.requestId)) h.append(k, v);
+  for (const [k, v] of r.headers) h.append(k, v);
+  return res;
 }
 
 /** The upstream's own request id, when it sent one. */

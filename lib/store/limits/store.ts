@@ -21,7 +21,11 @@
  * decided together, one commit for all of them; the state written last is
  * kept and used for the next commit without reading (the gate's check
  * catches any other process's change), and read again at least every
- * {@link REREAD_MS}.
+ * {@link REREAD_MS}. A settlement does not start a commit of its own: it
+ * rides with the next admission's commit, or is committed alone after
+ * {@link SETTLE_WAIT_MS} when no admission comes. Until then the request's
+ * reservation stays held, which can only over-count (its worst case is at
+ * least what it used), so no limit is ever exceeded for it.
  *
  * When KV fails or does not answer within the timeout, an admission is
  * answered with {@link LimitsUnavailable} (the caller applies the fallback
@@ -61,6 +65,13 @@ import type { Window, Windows } from "./windows.ts";
 export const HELD_TTL_MS = 60_000;
 /** Longest a key's state is decided on without reading KV. */
 const REREAD_MS = 2_000;
+/**
+ * Longest a settlement waits for an admission to share its commit. A KV
+ * commit costs about 200 µs of CPU (an fsync, WAL writes, locks), as much as
+ * a whole JSON request: sequential requests of a key pay one commit each
+ * instead of two (bench, gw-limits at c=1).
+ */
+export const SETTLE_WAIT_MS = 20;
 /** Most keys whose gates a process keeps. */
 const MAX_GATES = 10_000;
 /** After a failure, admissions skip KV for this long (one goes through as a probe). */
@@ -147,11 +158,35 @@ function hasQuotas(l: KeyLimits): boolean {
     l.dailyMicroUsd !== undefined || l.monthlyMicroUsd !== undefined;
 }
 
+function cloneHeld(h: Held): Held {
+  const windows: Record<string, Amount> = {};
+  for (const w in h.windows) {
+    windows[w] = { tokens: h.windows[w].tokens, microUsd: h.windows[w].microUsd };
+  }
+  return { concurrent: h.concurrent, windows, until: h.until, commit: h.commit };
+}
+
 function cloneState(s: LimitState): LimitState {
-  return {
-    use: new Map([...s.use].map(([k, v]) => [k, { ...v }])),
-    held: new Map([...s.held].map(([k, v]) => [k, structuredClone(v)])),
-  };
+  const use = new Map<string, Use>();
+  for (const [k, v] of s.use) {
+    use.set(k, { requests: v.requests, tokens: v.tokens, microUsd: v.microUsd });
+  }
+  const held = new Map<string, Held>();
+  for (const [k, v] of s.held) held.set(k, cloneHeld(v));
+  return { use, held };
+}
+
+/** True when two holdings hold the same (their refresh times and commit ids aside). */
+function sameHolding(a: Held, b: Held): boolean {
+  if (a.concurrent !== b.concurrent) return false;
+  let n = 0;
+  for (const w in a.windows) {
+    const x = a.windows[w], y = b.windows[w];
+    if (!y || x.tokens !== y.tokens || x.microUsd !== y.microUsd) return false;
+    n++;
+  }
+  for (const _ in b.windows) n--;
+  return n === 0;
 }
 
 /** Two settlements over the same windows, as one (their sums). */
@@ -206,6 +241,9 @@ class Gate {
   #queue: Op[] = [];
   #running?: Promise<void>;
   #busy = false;
+  #settleTimer?: ReturnType<typeof setTimeout>;
+  /** True when queued settlements are to be committed without waiting for an admission. */
+  #settleDue = false;
   #known?: Known;
   #reading?: { windows: string; done: Promise<Settled<Known>> };
   #doubt?: Doubt;
@@ -220,10 +258,34 @@ class Gate {
     const merged = op.kind === "settle" &&
       this.#queue.some((o) => o.kind === "settle" && mergeInto(o, op));
     if (!merged) this.#queue.push(op);
+    if (op.kind === "settle") this.#defer();
+    else this.#start();
+  }
+
+  /** Commits what is queued now (or once the commit in progress is done). */
+  #start(): void {
+    clearTimeout(this.#settleTimer);
+    this.#settleTimer = undefined;
     if (!this.#busy) {
       this.#busy = true;
       this.#running = this.#drain();
     }
+  }
+
+  /** Leaves queued settlements for the next admission, or for {@link SETTLE_WAIT_MS}. */
+  #defer(): void {
+    if (this.#busy || this.#settleTimer !== undefined || this.store.stopped) return;
+    this.#settleTimer = setTimeout(() => {
+      this.#settleDue = true;
+      this.#start();
+    }, SETTLE_WAIT_MS);
+  }
+
+  /** True while the queue holds something other than settlements, or settlements are due. */
+  #due(): boolean {
+    if (this.#settleDue) return true;
+    for (const op of this.#queue) if (op.kind !== "settle") return true;
+    return false;
   }
 
   get idle(): boolean {
@@ -236,19 +298,26 @@ class Gate {
     return n(this.#queue) + n(this.#doubt?.ops ?? []);
   }
 
-  /** Resolves once the queue is empty. */
+  /** Resolves once the queue is empty (deferred settlements are committed now), or the store stopped. */
   async drained(): Promise<void> {
-    while (this.#busy) await this.#running;
+    while ((this.#busy || this.#queue.length > 0 || this.#doubt) && !this.store.stopped) {
+      this.#settleDue = true;
+      this.#start();
+      await this.#running;
+    }
   }
 
   async #drain(): Promise<void> {
     let failures = 0;
     try {
-      while ((this.#queue.length > 0 || this.#doubt) && !this.store.stopped) {
+      while (
+        (this.#doubt || (this.#queue.length > 0 && this.#due())) && !this.store.stopped
+      ) {
         let ops: Op[] = [];
         try {
           if (this.#doubt) await this.#resolveDoubt();
           ops = this.#queue.splice(0).filter((o) => o.kind !== "admit" || !o.answered());
+          this.#settleDue = false;
           if (ops.length > 0) await this.#apply(ops);
           failures = 0;
         } catch (e) {
@@ -261,12 +330,14 @@ class Gate {
           this.#known = undefined;
           this.store.failed(e);
           if (this.#queue.length === 0 && !this.#doubt) continue;
+          this.#settleDue = true; // the failed settlements are retried, not deferred again
           await this.store.pause(Math.min(5_000, 50 * 2 ** failures++));
         }
       }
     } finally {
       // Cleared in the turn the queue was found empty (no await between): a later push starts anew.
       this.#busy = false;
+      if (this.#queue.length > 0) this.#defer(); // settlements that came during the last commit
     }
   }
 
@@ -364,8 +435,8 @@ class Gate {
         if (h.until !== undefined && h.until < now) state.held.delete(id);
       }
       // Our own holdings are what we last committed, whatever a stale read says.
-      state.held.set(pid, structuredClone(this.held));
-      const before = new Map([...state.use].map(([k, v]) => [k, { ...v }]));
+      state.held.set(pid, cloneHeld(this.held));
+      const before = known.state.use; // `state` is a copy: this stays as read
       const results: Result[] = [];
       for (const op of ops) {
         if (op.kind === "settle") settleInto(state, pid, op.reservation, op.used);
@@ -399,8 +470,7 @@ class Gate {
         return !b || b.requests !== u.requests || b.tokens !== u.tokens ||
           b.microUsd !== u.microUsd || known!.seeded.has(id);
       });
-      const heldChanged = JSON.stringify({ ...mine, until: 0 }) !==
-          JSON.stringify({ ...this.held, until: 0 }) || ops.some((o) => o.kind === "refresh");
+      const heldChanged = !sameHolding(mine, this.held) || ops.some((o) => o.kind === "refresh");
       if (changedUse.length === 0 && !heldChanged) {
         this.#deliver(results);
         for (const o of ops) if (o.kind === "settle") o.done.forEach((f) => f());
@@ -431,7 +501,7 @@ class Gate {
         this.#doubt = {
           done,
           nonce,
-          mine: structuredClone(mine),
+          mine: cloneHeld(mine),
           ops: ops.filter((o) => o.kind !== "admit"),
           reservations: results.flatMap(([, , r]) => r ? [r] : []),
         };
@@ -441,10 +511,10 @@ class Gate {
       if (!outcome.value.ok) {
         // Another process changed the key (or our own commit landed on a first send): read and see.
         this.#known = undefined;
-        lost = { nonce, mine: structuredClone(mine), results };
+        lost = { nonce, mine: cloneHeld(mine), results };
         continue;
       }
-      this.held = structuredClone(mine);
+      this.held = cloneHeld(mine);
       this.#known = {
         state,
         gate: {

@@ -17,6 +17,9 @@ export class Windows {
   #fmt: Intl.DateTimeFormat;
   #days = new Map<string, Window>();
   #months = new Map<string, Window>();
+  /** The last day and month found, with an instant known to be in each. */
+  #lastDay?: { from: number; w: Window };
+  #lastMonth?: { from: number; w: Window };
 
   constructor(timeZone: string) {
     this.#fmt = new Intl.DateTimeFormat("en-CA", {
@@ -42,6 +45,16 @@ export class Windows {
 
   /** The calendar day `now` falls in. */
   day(now: number): Window {
+    // Formatting a date in a time zone costs ~10 µs; an instant between one known to be in the
+    // last day found and that day's end is in it too.
+    const last = this.#lastDay;
+    if (last && now >= last.from && now < last.w.resetsAt) return last.w;
+    const w = this.#dayOf(now);
+    this.#lastDay = { from: now, w };
+    return w;
+  }
+
+  #dayOf(now: number): Window {
     const date = this.#date(now);
     let w = this.#days.get(date);
     if (!w) {
@@ -54,11 +67,19 @@ export class Windows {
 
   /** The calendar month `now` falls in. */
   month(now: number): Window {
+    const last = this.#lastMonth;
+    if (last && now >= last.from && now < last.w.resetsAt) return last.w;
+    const w = this.#monthOf(now);
+    this.#lastMonth = { from: now, w };
+    return w;
+  }
+
+  #monthOf(now: number): Window {
     const month = this.#date(now).slice(0, 7);
     let w = this.#months.get(month);
     if (!w) {
       let t = now;
-      while (this.#date(t).slice(0, 7) === month) t = this.day(t).resetsAt;
+      while (this.#date(t).slice(0, 7) === month) t = this.#dayOf(t).resetsAt;
       w = { id: `M${month}`, resetsAt: t };
       if (this.#months.size > 64) this.#months.clear();
       this.#months.set(month, w);
