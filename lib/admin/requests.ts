@@ -144,7 +144,7 @@ export function parseRequestFilters(
 }
 
 /** The wire form of a logged request (`GET /admin/requests`, `requests --json`). */
-export function requestView(r: LoggedRequest, keyName: (id: string) => string) {
+function requestView(r: LoggedRequest, keyName: (id: string) => string) {
   return {
     id: r.id,
     time: new Date(r.time).toISOString(),

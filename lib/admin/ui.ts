@@ -16,7 +16,7 @@ import { UI_ASSETS } from "./ui_assets.ts";
  * Only the page's own files may load; no inline script or style, no framing,
  * no form posts, no plugins. Admin API calls are same-origin fetches.
  */
-export const UI_CSP = [
+const UI_CSP = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self'",
@@ -28,7 +28,7 @@ export const UI_CSP = [
 ].join("; ");
 
 /** Headers on every dashboard response: nothing cached, nothing sniffed or framed. */
-export const UI_HEADERS: Readonly<Record<string, string>> = {
+const UI_HEADERS: Readonly<Record<string, string>> = {
   "content-security-policy": UI_CSP,
   "cache-control": "no-store",
   "x-content-type-options": "nosniff",
@@ -58,13 +58,13 @@ async function whileAdminEnabled(req: Request, ctx: Context): Promise<void> {
 }
 
 /** `GET /admin/ui`: the page. */
-export const uiPage: Handler = async (req, ctx) => {
+const uiPage: Handler = async (req, ctx) => {
   await whileAdminEnabled(req, ctx);
   return serve("index.html");
 };
 
 /** `GET /admin/ui/{asset}`: its script, style sheet and icon. */
-export const uiAsset: Handler = async (req, ctx, { params }) => {
+const uiAsset: Handler = async (req, ctx, { params }) => {
   await whileAdminEnabled(req, ctx);
   return serve(params.asset);
 };

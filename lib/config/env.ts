@@ -124,7 +124,7 @@ export interface Config {
  * The spill file a KV_PATH implies: beside a KV file; `./data/` for a
  * remote KV; none for `:memory:` (nothing of it outlives the process).
  */
-export function defaultSpillPath(kvPath: string): string | undefined {
+function defaultSpillPath(kvPath: string): string | undefined {
   if (kvPath === ":memory:") return undefined;
   if (/^https?:\/\//.test(kvPath)) return "./data/usage-spill.jsonl";
   return `${kvPath}.spill.jsonl`;

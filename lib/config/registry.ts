@@ -294,7 +294,7 @@ function editDistance(a: string, b: string): number {
 }
 
 /** The known field name `name` was most likely meant to be, if any is close. */
-export function nearestField(name: string, known: readonly string[]): string | undefined {
+function nearestField(name: string, known: readonly string[]): string | undefined {
   const norm = (s: string) => s.toLowerCase().replaceAll("-", "_");
   let best: string | undefined;
   let bestDistance = Infinity;

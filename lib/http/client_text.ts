@@ -5,7 +5,7 @@
  */
 
 /** Characters of client text a message quotes at most. */
-export const CLIP_CHARS = 200;
+const CLIP_CHARS = 200;
 
 /**
  * `text` when it is at most `max` characters; else its first `max`

@@ -67,7 +67,7 @@ interface Slot {
 }
 
 /** Starts this executable again as worker `id` of `count`, serving `port`. */
-export function spawnSelf(id: number, count: number, port: number): Deno.ChildProcess {
+function spawnSelf(id: number, count: number, port: number): Deno.ChildProcess {
   const { command, args } = workerCommand(id, count);
   return new Deno.Command(command, {
     args,

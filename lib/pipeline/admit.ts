@@ -70,7 +70,7 @@ export function keyMayUseProvider(key: KeyRecord, id: string): boolean {
 }
 
 /** Every token a request used, across the models it was billed under. */
-export function tokensUsed(m: Metered | undefined): number {
+function tokensUsed(m: Metered | undefined): number {
   if (!m) return 0;
   const sum = (t: Tokens) => t.inputUncached + t.cacheRead + t.cacheWrite + t.output;
   return m.extra.reduce((n, e) => n + sum(e.tokens), sum(m.tokens));

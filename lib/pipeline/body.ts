@@ -26,7 +26,7 @@ export interface BodyLimits {
  * bytes and sends 10 would otherwise hold its request open for ever), 499
  * when the client hung up before sending all of it.
  */
-export async function readBody(req: Request, limits: BodyLimits): Promise<Uint8Array<ArrayBuffer>> {
+async function readBody(req: Request, limits: BodyLimits): Promise<Uint8Array<ArrayBuffer>> {
   const declared = req.headers.get("content-length");
   if (declared !== null && Number(declared) > limits.maxBytes) {
     throw errors.tooLarge(limits.maxBytes);
@@ -103,7 +103,7 @@ const WANTED = [
 ] as const;
 
 /** Longest `model` accepted, in UTF-8 bytes: real ids are under 100, and it is a cache and usage key. */
-export const MAX_MODEL_BYTES = 256;
+const MAX_MODEL_BYTES = 256;
 
 /** UTF-8 length of a string (lone surrogates count as the 3 bytes of U+FFFD). */
 function utf8Length(s: string): number {
@@ -131,7 +131,7 @@ function utf8Length(s: string): number {
  * names without regard to case, so a body the gateway reads as not
  * streaming could stream unmetered.
  */
-export function inspectBody(raw: Uint8Array): InspectedBody {
+function inspectBody(raw: Uint8Array): InspectedBody {
   let members;
   try {
     members = scanObject(dec.decode(raw), WANTED, hasControlByte(raw));

@@ -70,7 +70,7 @@ export interface KeyChanges {
 }
 
 /** A key with `changes` applied (`null` removes a field; an empty limits object goes). */
-export function applyChanges(k: KeyRecord, changes: KeyChanges): KeyRecord {
+function applyChanges(k: KeyRecord, changes: KeyChanges): KeyRecord {
   const next: KeyRecord = { ...k };
   const put = <F extends "allowedProviders" | "allowedModels" | "expiresAt" | "metadata">(
     f: F,

@@ -37,7 +37,7 @@ const DROP_REQUEST = new Set([
  * provider sees the gateway as its client, so they go only to providers
  * with `forward_client_ip: true` (unchecked: whatever the client sent).
  */
-export const CLIENT_ADDRESS_HEADERS: ReadonlySet<string> = new Set([
+const CLIENT_ADDRESS_HEADERS: ReadonlySet<string> = new Set([
   "forwarded",
   "x-forwarded-for",
   "x-forwarded-host",

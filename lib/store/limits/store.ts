@@ -62,7 +62,7 @@ import { LocalLimits, rateLimitsOf } from "./local.ts";
 import type { Window, Windows } from "./windows.ts";
 
 /** How long a process's holdings live without a refresh (by default). */
-export const HELD_TTL_MS = 60_000;
+const HELD_TTL_MS = 60_000;
 /** Longest a key's state is decided on without reading KV. */
 const REREAD_MS = 2_000;
 /**
@@ -71,7 +71,7 @@ const REREAD_MS = 2_000;
  * a whole JSON request: sequential requests of a key pay one commit each
  * instead of two (bench, gw-limits at c=1).
  */
-export const SETTLE_WAIT_MS = 20;
+const SETTLE_WAIT_MS = 20;
 /** Most keys whose gates a process keeps. */
 const MAX_GATES = 10_000;
 /** After a failure, admissions skip KV for this long (one goes through as a probe). */

@@ -30,12 +30,12 @@ const PARTS = 16_384;
 /** Most requests one batch may hold (each may need a position of its own). */
 export const MAX_BATCH_REQUESTS = PARTS - 2;
 /** How long a chain entry outlives its last commit (a spill file replayed later may double count). */
-export const CHAIN_TTL_MS = 90 * 86_400_000;
+const CHAIN_TTL_MS = 90 * 86_400_000;
 /** Encoded size bound of a chain entry's key (`["usage_chain", <26-char ULID>]`) and value. */
 export const CHAIN_ENTRY_BYTES = 64;
 
 /** The position of batch number `seq` (from 1). */
-export function batchPosition(seq: number): number {
+function batchPosition(seq: number): number {
   return seq * PARTS + PARTS - 1;
 }
 
@@ -50,7 +50,7 @@ export function isBatchPosition(pos: number): boolean {
 }
 
 /** The KV key of chain `id`. */
-export function chainKey(id: string): Deno.KvKey {
+function chainKey(id: string): Deno.KvKey {
   return ["usage_chain", id];
 }
 

@@ -77,7 +77,7 @@ export function encodeEntry(e: SpillEntry): string {
 }
 
 /** A line back into a spill entry (sets already expired at `now` are left out), or undefined. */
-export function decodeEntry(line: string, now: number): SpillEntry | undefined {
+function decodeEntry(line: string, now: number): SpillEntry | undefined {
   let raw: unknown;
   try {
     raw = JSON.parse(line);
