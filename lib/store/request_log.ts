@@ -13,9 +13,9 @@
  * - `["reqlog_key_rows", keyId, slot, firstId]`: one key's, so its requests
  *   are listed without scanning everyone's.
  *
- * (A row per entry cost two KV rows per request, about a quarter of the
- * gateway's CPU on small JSON requests.) Entries written before, one per
- * row, are still read:
+ * (A row per entry cost two KV rows per request; sharing rows measured 581
+ * -> 397 ms of KV commit time in a 10 s JSON profile at c=16.) Entries
+ * written before, one per row, are still read:
  *
  * - `["reqlog", id]`: the entry as an object;
  * - `["reqlog_key", keyId, id]`: `null`, the key's index.

@@ -5,7 +5,8 @@
  * request-log entries gathered into rows. The mutations are built only when
  * the batch is committed: until then a request holds its compact lines, not
  * KV mutations (fewer objects survive to be promoted by the garbage
- * collector).
+ * collector; with the shared log rows, heap 54.1 -> 51.4 KiB and GC pauses
+ * 20.0 -> 16.5 us per request in the JSON profile at c=16).
  */
 import type { Bucket } from "../../ops/clock.ts";
 import { type Chain, CHAIN_ENTRY_BYTES, MAX_BATCH_REQUESTS } from "./chain.ts";
