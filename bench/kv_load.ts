@@ -18,7 +18,7 @@ import { parseRegistry } from "../lib/config/registry.ts";
 import { BucketClock } from "../lib/ops/clock.ts";
 import { newId } from "../lib/ops/ids.ts";
 import { startGateway } from "../lib/ops/server.ts";
-import { type RequestLogEntry, requestLogMutations } from "../lib/store/request_log.ts";
+import { type RequestLogEntry, requestLogRecord } from "../lib/store/request_log.ts";
 import { countersOf } from "../lib/store/usage/counters.ts";
 import { UsageWriter } from "../lib/store/usage/writer.ts";
 
@@ -169,7 +169,9 @@ async function usageSecond(keys: number, models: number, logDays: number): Promi
         key,
         time,
         [{ model, provider: "anthropic", counters: countersOf(TOKENS, 1, false, false, 12_345) }],
-        logDays > 0 ? requestLogMutations(newId(time), logEntry(key, model, time), logDays) : [],
+        logDays > 0
+          ? requestLogRecord(newId(time), logEntry(key, model, time), logDays)
+          : undefined,
       );
     }
     await writer.flush();

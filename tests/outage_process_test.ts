@@ -16,6 +16,7 @@ import { anthropicMessage } from "./support/replies.ts";
 import { holdWriteLock } from "./support/sqlite_lock.ts";
 import { fakeUpstream } from "./support/upstream.ts";
 import { waitFor } from "./support/wait.ts";
+import { readRequestLog } from "../lib/store/request_log.ts";
 
 function modelsFile(upstream: string) {
   return JSON.stringify({
@@ -35,9 +36,8 @@ const call = (url: string, secret: string) =>
 async function requestLogSize(path: string): Promise<number> {
   const kv = await Deno.openKv(path);
   try {
-    let n = 0;
-    for await (const _ of kv.list({ prefix: ["reqlog"] })) n++;
-    return n;
+    const page = await readRequestLog(kv, { limit: 1000 });
+    return page.requests.length;
   } finally {
     kv.close();
   }

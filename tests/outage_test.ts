@@ -12,6 +12,7 @@ import { type FailMode, outageKv } from "./support/kv_outage.ts";
 import { anthropicMessage } from "./support/replies.ts";
 import { delay, waitFor } from "./support/wait.ts";
 import { UsageReader } from "../lib/store/usage/reader.ts";
+import { readRequestLog } from "../lib/store/request_log.ts";
 import { runCli } from "../lib/cli/main.ts";
 import type { Config } from "../lib/config/env.ts";
 
@@ -76,7 +77,12 @@ async function health(s: Stack) {
 
 async function logEntries(kv: Deno.Kv, keyId: string): Promise<number> {
   let n = 0;
-  for await (const _ of kv.list({ prefix: ["reqlog_key", keyId] })) n++;
+  let cursor: string | undefined;
+  do {
+    const page = await readRequestLog(kv, { keyId, limit: 1000, cursor });
+    n += page.requests.length;
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
   return n;
 }
 

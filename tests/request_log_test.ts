@@ -15,9 +15,8 @@ import {
   MAX_SCAN,
   readRequestLog,
   type RequestLogEntry,
-  requestLogMutations,
+  requestLogRecord,
 } from "../lib/store/request_log.ts";
-import { applyMutations } from "../lib/store/usage/layout.ts";
 import { UsageWriter } from "../lib/store/usage/writer.ts";
 import { parseRegistry } from "../lib/config/registry.ts";
 
@@ -146,10 +145,12 @@ Deno.test("request log: one entry per request with its figures, refusals too, ne
 
     // Neither the stored entries nor the API hold any prompt or completion text.
     const raw: string[] = [];
-    for await (const e of s.t.gw.ctx.kv.list({ prefix: ["reqlog"] })) {
-      raw.push(JSON.stringify(e.value));
+    let stored = 0;
+    for await (const e of s.t.gw.ctx.kv.list({ prefix: [] })) {
+      raw.push(JSON.stringify(e.value, (_k, v) => typeof v === "bigint" ? String(v) : v));
+      if (e.key[0] === "reqlog_rows") stored += JSON.parse(e.value as string).length;
     }
-    assertEquals(raw.length, 4);
+    assertEquals(stored, 4);
     for (const text of [...raw, JSON.stringify(page)]) {
       assert(!text.includes("cat-sat") && !text.includes("dog-ate"), text);
     }
@@ -198,20 +199,30 @@ function entry(over: Partial<RequestLogEntry>): RequestLogEntry {
   };
 }
 
-Deno.test("request log: both keys are set with expireIn = REQUEST_LOG_DAYS, in the request's usage commit", async () => {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    const id = newId(Date.parse("2026-06-01T00:00:00Z"));
-    const muts = requestLogMutations(id, entry({ error: "x".repeat(5000) }), 3);
-    assertEquals(muts.map((m) => [m.key, m.expireIn]), [
-      [["reqlog", id], 3 * DAY],
-      [["reqlog_key", "k1", id], 3 * DAY],
-    ]);
-    assertEquals((muts[0].value as RequestLogEntry).error!.length, 200, "error text is bounded");
-    // What reaches KV: record the options each set is given.
-    const sets: [Deno.KvKey, unknown][] = [];
-    const op = kv.atomic();
-    const spy = new Proxy(op, {
+/** One request's usage line for the writer tests. */
+const LINE = {
+  model: "m",
+  provider: "p",
+  counters: {
+    requests: 1,
+    input_uncached: 1,
+    cache_read: 0,
+    cache_write: 0,
+    output: 1,
+    failed: 0,
+    incomplete: 0,
+    web_search_requests: 0,
+    web_fetch_requests: 0,
+    cost_micro_usd: 18,
+    priced: 1,
+    unpriced: 0,
+  },
+};
+
+/** `kv` whose atomic operations report each `set` (key and expireIn) to `sets`. */
+function spyingKv(kv: Deno.Kv, sets: [Deno.KvKey, unknown][]): Deno.Kv {
+  const spyOp = (op: Deno.AtomicOperation): Deno.AtomicOperation => {
+    const spy: Deno.AtomicOperation = new Proxy(op, {
       get(target, prop) {
         if (prop === "set") {
           return (key: Deno.KvKey, value: unknown, opts?: { expireIn?: number }) => {
@@ -224,36 +235,128 @@ Deno.test("request log: both keys are set with expireIn = REQUEST_LOG_DAYS, in t
         return typeof v === "function" ? v.bind(target) : v;
       },
     });
-    await applyMutations(spy, muts).commit();
-    assertEquals(sets, [[["reqlog", id], 3 * DAY], [["reqlog_key", "k1", id], 3 * DAY]]);
+    return spy;
+  };
+  return new Proxy(kv, {
+    get(target, prop) {
+      if (prop === "atomic") return () => spyOp(target.atomic());
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
 
-    // Through the usage writer: one commit carries the usage and the entry together.
+/** The start of a 1024 ms slot of request ids (ULIDs sharing their first 8 characters). */
+const SLOT0 = Math.ceil(Date.parse("2026-06-01T00:00:00Z") / 1024) * 1024;
+
+Deno.test("request log: entries ride in their requests' usage commit, several to a row, kept REQUEST_LOG_DAYS", async () => {
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const sets: [Deno.KvKey, unknown][] = [];
     const commits: number[] = [];
-    const writer = new UsageWriter(kv, new BucketClock("UTC"), 10_000, {
+    const writer = new UsageWriter(spyingKv(kv, sets), new BucketClock("UTC"), 10_000, {
       onCommit: (_ms, n) => commits.push(n),
     });
-    const id2 = newId(Date.parse("2026-06-01T00:00:01Z"));
-    writer.record("k1", Date.parse("2026-06-01T00:00:02Z"), [{
-      model: "m",
-      provider: "p",
-      counters: {
-        requests: 1,
-        input_uncached: 1,
-        cache_read: 0,
-        cache_write: 0,
-        output: 1,
-        failed: 0,
-        incomplete: 0,
-        web_search_requests: 0,
-        web_fetch_requests: 0,
-        cost_micro_usd: 18,
-        priced: 1,
-        unpriced: 0,
-      },
-    }], requestLogMutations(id2, entry({}), 3));
+    const ids = Array.from({ length: 11 }, (_, i) => newId(SLOT0 + i));
+    for (let i = 0; i < 10; i++) {
+      const e = entry({ time: SLOT0 + i, error: i === 0 ? "x".repeat(5000) : null });
+      writer.record("k1", SLOT0 + 20, [LINE], requestLogRecord(ids[i], e, 3));
+    }
+    writer.record("k2", SLOT0 + 20, [], requestLogRecord(ids[10], entry({ key_id: "k2" }), 3));
     await writer.flush();
-    assertEquals(commits.length, 1);
-    assertEquals((await kv.get(["reqlog", id2])).value, entry({}));
+    assertEquals(commits.length, 1, "one commit carries the usage and the entries together");
+    const slot = ids[0].slice(0, 8);
+    assertEquals(sets.filter(([k]) => k[0] !== "usage_chain"), [
+      [["reqlog_rows", slot, ids[0]], 3 * DAY],
+      [["reqlog_key_rows", "k1", slot, ids[0]], 3 * DAY],
+      [["reqlog_key_rows", "k2", slot, ids[10]], 3 * DAY],
+    ], "eleven entries of one second: a row for the second and one per key");
+    const page = await readRequestLog(kv, { limit: 100 });
+    assertEquals(page.requests.map((r) => r.id), ids.toReversed());
+    assertEquals(page.requests[10].error, "x".repeat(200), "error text is bounded");
+    assertEquals(page.requests[9], { id: ids[1], ...entry({ time: SLOT0 + 1 }) });
+    assertEquals(page.requests[0], { id: ids[10], ...entry({ key_id: "k2" }) });
+    const k2 = await readRequestLog(kv, { limit: 100, keyId: "k2" });
+    assertEquals(k2.requests.map((r) => r.id), [ids[10]]);
+  } finally {
+    kv.close();
+  }
+});
+
+Deno.test("readRequestLog: a second's entries over several rows and commits page newest first", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const sets: [Deno.KvKey, unknown][] = [];
+  const writer = new UsageWriter(spyingKv(kv, sets), new BucketClock("UTC"), 10_000);
+  try {
+    // Ids of one second, recorded out of order over two commits; long errors fill rows.
+    const ids = Array.from({ length: 500 }, (_, i) => newId(SLOT0 + i));
+    const order = ids.map((_, i) => i).sort((a, b) => (a * 7919) % 500 - (b * 7919) % 500);
+    for (const [n, i] of order.entries()) {
+      const key = i % 2 === 0 ? "even" : "odd";
+      const e = entry({ time: SLOT0 + i, key_id: key, error: "e".repeat(300), status: 200 + i });
+      writer.record(key, SLOT0 + 600, [], requestLogRecord(ids[i], e, 7));
+      if (n === 300) await writer.flush();
+    }
+    await writer.flush();
+    const rows = sets.filter(([k]) => k[0] === "reqlog_rows").length;
+    assert(rows > 2 && rows < 20, `${rows} rows for 500 entries`);
+    const pages = async (q: Omit<Parameters<typeof readRequestLog>[1], "limit" | "cursor">) => {
+      const got: number[] = [];
+      let cursor: string | undefined;
+      do {
+        const p = await readRequestLog(kv, { ...q, limit: 37, cursor });
+        got.push(...p.requests.map((r) => r.status - 200));
+        cursor = p.nextCursor ?? undefined;
+      } while (cursor);
+      return got;
+    };
+    const want = (f: (i: number) => boolean) => ids.map((_, i) => i).filter(f).reverse();
+    assertEquals(await pages({}), want(() => true));
+    assertEquals(await pages({ keyId: "odd" }), want((i) => i % 2 === 1));
+    assertEquals(
+      await pages({ since: SLOT0 + 100, until: SLOT0 + 199, keyId: "even" }),
+      want((i) => i >= 100 && i <= 199 && i % 2 === 0),
+    );
+  } finally {
+    await writer.close();
+    kv.close();
+  }
+});
+
+Deno.test("readRequestLog: entries written one per row (before rows held several) are still read, in order", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const writer = new UsageWriter(kv, new BucketClock("UTC"), 10_000);
+  try {
+    // Every third entry as written before: an entry row and a key index row.
+    const ids = Array.from({ length: 60 }, (_, i) => newId(T0 + i * 300));
+    for (const [i, id] of ids.entries()) {
+      const key = i % 2 === 0 ? "k1" : "k2";
+      const e = entry({ time: T0 + i * 300, key_id: key, model: i % 3 === 0 ? "old" : "new" });
+      if (i % 3 === 0) {
+        await kv.set(["reqlog", id], e, { expireIn: 7 * DAY });
+        await kv.set(["reqlog_key", key, id], null, { expireIn: 7 * DAY });
+      } else writer.record(key, T0 + i * 300, [], requestLogRecord(id, e, 7));
+    }
+    await writer.flush();
+    const all: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const p = await readRequestLog(kv, { limit: 7, cursor });
+      all.push(...p.requests.map((r) => r.id));
+      cursor = p.nextCursor ?? undefined;
+    } while (cursor);
+    assertEquals(all, ids.toReversed());
+    const k1 = await readRequestLog(kv, { limit: 100, keyId: "k1" });
+    assertEquals(k1.requests.map((r) => r.id), ids.filter((_, i) => i % 2 === 0).reverse());
+    assertEquals(k1.requests.at(-1), {
+      id: ids[0],
+      ...entry({ time: T0, key_id: "k1", model: "old" }),
+    });
+    const old = await readRequestLog(kv, { limit: 100, model: "old", since: T0 + 3000 });
+    assertEquals(
+      old.requests.map((r) => r.id),
+      ids.filter((_, i) => i % 3 === 0 && i >= 10).reverse(),
+    );
   } finally {
     kv.close();
   }
@@ -272,11 +375,11 @@ Deno.test("usage writer: a request whose log entry KV refuses is set aside alone
       "poison",
       at,
       [],
-      requestLogMutations(newId(at), entry({ model: "m".repeat(70_000) }), 7),
+      requestLogRecord(newId(at), entry({ model: "m".repeat(70_000) }), 7),
     );
     const ids = Array.from({ length: 5 }, (_, i) => newId(at + i));
     for (const id of ids) {
-      writer.record("good", at, [], requestLogMutations(id, entry({ key_id: "good" }), 7));
+      writer.record("good", at, [], requestLogRecord(id, entry({ key_id: "good" }), 7));
     }
     await writer.flush();
     assertEquals(rejected, ["poison"]);
@@ -296,7 +399,7 @@ async function filled(n: number, over: (i: number) => Partial<RequestLogEntry> =
     const time = T0 + i * 1000;
     const id = newId(time);
     ids.push(id);
-    writer.record("x", time, [], requestLogMutations(id, entry({ time, ...over(i) }), 7));
+    writer.record("x", time, [], requestLogRecord(id, entry({ time, ...over(i) }), 7));
   }
   await writer.flush();
   return { kv, ids };

@@ -11,7 +11,11 @@ import { outageKv } from "./support/kv_outage.ts";
 import { waitFor } from "./support/wait.ts";
 import { BucketClock } from "../lib/ops/clock.ts";
 import { newId } from "../lib/ops/ids.ts";
-import { type RequestLogEntry, requestLogMutations } from "../lib/store/request_log.ts";
+import {
+  readRequestLog,
+  type RequestLogEntry,
+  requestLogRecord,
+} from "../lib/store/request_log.ts";
 import { countersOf } from "../lib/store/usage/counters.ts";
 import { UsageReader } from "../lib/store/usage/reader.ts";
 import { encodeEntry, SpillFile } from "../lib/store/usage/spill.ts";
@@ -100,7 +104,7 @@ function recordOne(w: UsageWriter, keyId: string, i: number, model = "m") {
     keyId,
     at,
     [{ model, provider: "p", counters: countersOf(TOKENS, 1, false, false) }],
-    requestLogMutations(newId(at), entry(keyId, at), 7),
+    requestLogRecord(newId(at), entry(keyId, at), 7),
   );
 }
 
@@ -124,7 +128,12 @@ async function requestsOf(kv: Deno.Kv, keyId: string) {
 
 async function logEntriesOf(kv: Deno.Kv, keyId: string): Promise<number> {
   let n = 0;
-  for await (const _ of kv.list({ prefix: ["reqlog_key", keyId] })) n++;
+  let cursor: string | undefined;
+  do {
+    const page = await readRequestLog(kv, { keyId, limit: 1000, cursor });
+    n += page.requests.length;
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
   return n;
 }
 
@@ -367,6 +376,48 @@ Deno.test("usage outage: an unreadable spill line is moved aside and the others 
     assertEquals((await requestsOf(raw, "b")).requests, 1);
     const aside = (await Deno.readTextFile(`${spill.path}.rejected`)).trim().split("\n");
     assertEquals(aside, ["not json", '{"v":1,"chain":"x","po']);
+  } finally {
+    await w.close();
+    raw.close();
+    await Deno.remove(spill.dir, { recursive: true });
+  }
+});
+
+Deno.test("usage outage: a spill line written before log rows (entries as plain sets) is replayed and read", async () => {
+  const raw = await Deno.openKv(":memory:");
+  const spill = await tempSpill();
+  const id = newId(T0);
+  const { key_id: _, ...stored } = entry("old", T0);
+  // Exactly as the writer spilled a request with its log entry before entries shared rows.
+  const line = JSON.stringify({
+    v: 1,
+    chain: "old-chain",
+    pos: 16_383,
+    r: [{
+      k: "old",
+      d: "2026-05-04",
+      h: "10",
+      t: T0,
+      l: [{ m: "m", p: "p", c: { requests: 1, input_uncached: 10, output: 5, unpriced: 1 } }],
+      s: [
+        { k: ["reqlog", id], v: { ...stored, key_id: "old" }, x: T0 + 7 * 86_400_000 },
+        { k: ["reqlog_key", "old", id], v: null, x: T0 + 7 * 86_400_000 },
+      ],
+    }],
+  });
+  await Deno.writeTextFile(spill.path, line + "\n");
+  const { seen, events } = recorder();
+  const w = writerOn(raw, events, { spill: spill.file });
+  try {
+    await w.start();
+    recordOne(w, "new", 1);
+    await drain(w);
+    assertEquals(seen.badLines, 0);
+    assertEquals(await requestsOf(raw, "old"), { requests: 1, input: 10, output: 5 });
+    assertEquals(await logEntriesOf(raw, "old"), 1);
+    assertEquals(await logEntriesOf(raw, "new"), 1);
+    const page = await readRequestLog(raw, { limit: 10 });
+    assertEquals(page.requests.find((r) => r.id === id), { id, ...entry("old", T0) });
   } finally {
     await w.close();
     raw.close();

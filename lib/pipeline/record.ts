@@ -10,7 +10,7 @@ import { type Tokens, zeroTokens } from "../metering/tokens.ts";
 import type { Metered } from "../metering/tokens.ts";
 import { costMicroUsd, usd } from "../metering/cost.ts";
 import { countersOf, type UsageLine } from "../store/usage/counters.ts";
-import { type RequestLogEntry, requestLogMutations } from "../store/request_log.ts";
+import { type RequestLogEntry, requestLogRecord } from "../store/request_log.ts";
 
 /** Everything known about a finished request (no secrets, no prompt text). */
 export interface RequestOutcome {
@@ -117,7 +117,7 @@ export function record(ctx: Context, o: RequestOutcome): number | undefined {
       : countersOf(s.tokens, 0, false, false, s.cost),
   }));
   const days = ctx.config.requestLogDays;
-  const logged = days > 0 ? requestLogMutations(o.id, logEntry(o, tokens, cost), days) : [];
+  const logged = days > 0 ? requestLogRecord(o.id, logEntry(o, tokens, cost), days) : undefined;
   ctx.usageWriter.record(o.key.id, ctx.clock.now(), lines, logged);
   if (ctx.log.enabled("info")) logLine(ctx, o, tokens, cost);
   return cost;
@@ -215,5 +215,5 @@ export function recordRefusal(ctx: Context, r: Refusal): void {
     complete: true,
     error: r.code,
   };
-  ctx.usageWriter.record(r.key.id, ctx.clock.now(), [], requestLogMutations(r.id, entry, days));
+  ctx.usageWriter.record(r.key.id, ctx.clock.now(), [], requestLogRecord(r.id, entry, days));
 }

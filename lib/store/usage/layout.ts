@@ -83,7 +83,8 @@ function keyBytes(id: string): number {
   return n;
 }
 
-interface KeyRef {
+/** A built KV key: its identity for merging, the key, and an upper bound of its encoded size. */
+export interface KeyRef {
   id: string;
   key: Deno.KvKey;
   bytes: number;
@@ -118,7 +119,7 @@ export class UsageMutations {
   build(keyId: string, bucket: Bucket, lines: UsageLine[], at?: number): CounterMutation[] {
     const out: CounterMutation[] = [];
     for (const l of lines) {
-      const keys = this.#keysFor(keyId, bucket, l.model, l.provider);
+      const keys = this.keysFor(keyId, bucket, l.model, l.provider);
       for (let f = 0; f < FIELDS.length; f++) {
         const n = l.counters[FIELDS[f]];
         if (n <= 0) continue;
@@ -126,11 +127,12 @@ export class UsageMutations {
         for (const k of keys[f]) out.push({ ...k, value, op: "sum" });
       }
     }
-    if (at !== undefined) out.push({ ...this.#lastUsedKey(keyId), value: BigInt(at), op: "max" });
+    if (at !== undefined) out.push({ ...this.lastUsedKey(keyId), value: BigInt(at), op: "max" });
     return out;
   }
 
-  #keysFor(keyId: string, b: Bucket, model: string, provider: string): KeyRef[][] {
+  /** The keys of one bucket's counters: per field (in {@link FIELDS} order), the three keys it is summed into. */
+  keysFor(keyId: string, b: Bucket, model: string, provider: string): KeyRef[][] {
     const tid = JSON.stringify([keyId, b.day, b.hour, model, provider]);
     let keys = this.#keys.get(tid);
     if (!keys) {
@@ -141,7 +143,8 @@ export class UsageMutations {
     return keys;
   }
 
-  #lastUsedKey(keyId: string): KeyRef {
+  /** The key of `keyId`'s last use. */
+  lastUsedKey(keyId: string): KeyRef {
     let k = this.#lastUsed.get(keyId);
     if (!k) {
       k = keyRef(["usage", "key", keyId, "last_used"]);

@@ -41,6 +41,8 @@ const Line = z.object({
       v: z.unknown(),
       x: z.number().nullable(),
     })),
+    // The request-log entry (absent in lines written before log rows: theirs are in `s`).
+    g: z.object({ i: z.string(), k: z.string(), e: z.string(), x: z.number() }).optional(),
   })).min(1),
 });
 
@@ -72,6 +74,7 @@ export function encodeEntry(e: SpillEntry): string {
         v: s.value,
         x: s.expireIn === undefined ? null : u.at + s.expireIn,
       })),
+      g: u.log && { i: u.log.id, k: u.log.keyId, e: u.log.text, x: u.at + u.log.keepMs },
     })),
   });
 }
@@ -98,6 +101,9 @@ function decodeEntry(line: string, now: number): SpillEntry | undefined {
         for (const f of FIELDS) counters[f] = l.c[f] ?? 0;
         return { model: l.m, provider: l.p, counters };
       }),
+      log: r.g && r.g.x > now
+        ? { id: r.g.i, keyId: r.g.k, text: r.g.e, keepMs: r.g.x - now }
+        : undefined,
       sets: r.s.filter((s) => s.x === null || s.x > now).map((s) =>
         setMutation(s.k, s.v, s.x === null ? undefined : s.x - now)
       ),

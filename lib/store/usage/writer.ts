@@ -3,8 +3,9 @@
  * window (`USAGE_FLUSH_MS`) and committed together: one atomic commit for
  * many requests, each request's mutations always in one commit.
  *
- * A request may bring `set` mutations of its own (its request-log entry);
- * they travel in the request's commit and are split and set aside with it.
+ * A request may bring its request-log entry; it travels in the request's
+ * commit (entries of one commit share rows) and is split and set aside
+ * with it.
  *
  * One request can never block another's usage: when Deno KV refuses a
  * commit outright (a `TypeError`: a key or the commit over KV's limits),
@@ -24,10 +25,11 @@ import type { BucketClock } from "../../ops/clock.ts";
 import { newId } from "../../ops/ids.ts";
 import { isKvBusy } from "../kv_busy.ts";
 import { KvTimeout, type Settled, settled, withTimeout } from "../kv_timeout.ts";
-import { Batch, mutationsOf, type RequestUsage, weightOf } from "./batch.ts";
+import { Batch, hasWrites, type RequestUsage, weightOf } from "./batch.ts";
 import { Chain, type ChainResult, isBatchPosition, partPosition } from "./chain.ts";
 import type { UsageLine } from "./counters.ts";
-import { type SetMutation, UsageMutations } from "./layout.ts";
+import { UsageMutations } from "./layout.ts";
+import type { LogRecord } from "../request_log.ts";
 import type { SpillEntry, SpillFile } from "./spill.ts";
 
 /** What the writer reports to its owner. */
@@ -189,21 +191,20 @@ export class UsageWriter {
 
   /**
    * Records one finished request's usage (one or more models) at instant
-   * `at`, with `sets` (its other records) in the same commit. Without usage
-   * lines only the sets are written (`last_used` stays). Returns at once;
+   * `at`, with its request-log entry `log` in the same commit. Without usage
+   * lines only the entry is written (`last_used` stays). Returns at once;
    * the write happens within the flush window.
    */
-  record(keyId: string, at: number, lines: UsageLine[], sets: SetMutation[] = []): void {
-    const u: RequestUsage = { keyId, bucket: this.#clock.bucket(at), at, lines, sets };
-    const muts = mutationsOf(u, this.#builder);
-    if (muts.length === 0) return;
+  record(keyId: string, at: number, lines: UsageLine[], log?: LogRecord): void {
+    const u: RequestUsage = { keyId, bucket: this.#clock.bucket(at), at, lines, log, sets: [] };
+    if (!hasWrites(u)) return;
     let batch = this.#queue[this.#queue.length - 1];
-    if (!batch || batch.sealed || !batch.fits(muts)) {
+    if (!batch || batch.sealed || !batch.fits(u, this.#builder)) {
       batch = new Batch();
       this.#queue.push(batch);
     }
     const before = batch.weight;
-    batch.add(u, muts, weightOf(u));
+    batch.add(u, this.#builder, weightOf(u));
     this.#held.requests++;
     this.#held.bytes += batch.weight - before;
     if (this.#closed) this.#spillAll();
@@ -383,7 +384,7 @@ export class UsageWriter {
     const chain = b.chain!, pos = b.pos!;
     let f = current;
     if (!f || f.chain !== chain || f.pos !== pos) {
-      const muts = [...b.merged.values()];
+      const muts = b.mutations();
       f = { chain, pos, t0: performance.now(), done: settled(chain.commit(this.#kv, pos, muts)) };
       keep(f);
     }
@@ -395,7 +396,7 @@ export class UsageWriter {
     }
     keep(undefined);
     if (!r.ok) return r.error;
-    if (r.value === "applied") this.#events.onCommit?.(performance.now() - f.t0, b.merged.size + 1);
+    if (r.value === "applied") this.#events.onCommit?.(performance.now() - f.t0, b.size + 1);
     return true;
   }
 
@@ -410,8 +411,7 @@ export class UsageWriter {
     }
     return b.requests.map((u, i) => {
       const p = new Batch();
-      const muts = mutationsOf(u, this.#builder);
-      p.add(u, muts, weightOf(u));
+      p.add(u, this.#builder, weightOf(u));
       p.chain = b.chain;
       p.pos = partPosition(b.pos!, i);
       return p;
@@ -452,8 +452,7 @@ export class UsageWriter {
     }
     const whole = new Batch();
     for (const u of e.requests) {
-      const muts = mutationsOf(u, this.#builder);
-      if (muts.length > 0) whole.add(u, muts, weightOf(u));
+      if (hasWrites(u)) whole.add(u, this.#builder, weightOf(u));
     }
     if (whole.requests.length === 0) return true; // only request-log entries, all expired since
     whole.chain = chain;
