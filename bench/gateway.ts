@@ -67,6 +67,25 @@ export const BENCH_KEY_LIMITS: Required<KeyLimits> = {
 const PRICING = { input: 3, output: 15, cache_read: 0.3, cache_write: 3.75 };
 
 /**
+ * `BENCH_COMPAT=1`: measure builds older than priced routing entries and
+ * this key store (with `BENCH_GATEWAY_MAIN`): Luna's plain routing lists,
+ * and the key created by the measured build's own `keys create`.
+ */
+const COMPAT = Deno.env.get("BENCH_COMPAT") === "1";
+
+/** Creates the client key with the measured build's `keys create` and returns its secret. */
+async function compatKey(dir: string): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--unstable-kv", "-A", MAIN, "keys", "create", "bench", "--json"],
+    env: { KV_PATH: `${dir}/gateway.kv`, MODELS_CONFIG: `${dir}/models.json` },
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`BENCH_COMPAT: keys create failed (${MAIN})`);
+  const created = JSON.parse(new TextDecoder().decode(out.stdout));
+  return created.api_key;
+}
+
+/**
  * Writes models.json and creates the client key in a fresh KV file under
  * `dir`, with `limits` when given.
  */
@@ -97,7 +116,7 @@ export async function prepareGateway(
         model_prefixes: ["gpt"],
       },
     },
-    routing: {
+    routing: COMPAT ? { claude: ["bench-anthropic"], gpt: ["bench-openai"] } : {
       claude: { providers: ["bench-anthropic"], pricing: PRICING },
       gpt: { providers: ["bench-openai"], pricing: PRICING },
     },
@@ -107,6 +126,12 @@ export async function prepareGateway(
     ],
   };
   await Deno.writeTextFile(`${dir}/models.json`, JSON.stringify(models, null, 2));
+  if (COMPAT) {
+    if (limits) {
+      throw new Error("BENCH_COMPAT: gw-limits needs this build's key store; leave it out");
+    }
+    return { dir, secret: await compatKey(dir), adminKey: `bench-admin-${crypto.randomUUID()}` };
+  }
   const kv = await Deno.openKv(`${dir}/gateway.kv`);
   try {
     const { secret } = await new KeyStore(kv).create({ name: "bench", limits });
