@@ -14,7 +14,7 @@ import { meterChunks, type MeteredView, meteredView, tokensView } from "./suppor
 import { anthropic } from "../lib/formats/anthropic.ts";
 import { openai, openaiTokens } from "../lib/formats/openai.ts";
 import type { ApiFormat } from "../lib/formats/format.ts";
-import type { Metered, Tokens } from "../lib/metering/tokens.ts";
+import { type Metered, zeroTokens } from "../lib/metering/tokens.ts";
 import { SseReader } from "../lib/metering/sse_reader.ts";
 import { costMicroUsd } from "../lib/metering/cost.ts";
 import type { Pricing } from "../lib/config/registry.ts";
@@ -159,23 +159,11 @@ Deno.test("meterJson: bodies that are not objects carry no usage", () => {
   for (const format of [anthropic, openai]) {
     for (const body of [undefined, null, 42, "text", [1, 2]]) {
       const m = format.meterJson(body);
-      assertEquals(meteredView({ ...m, status: "ok" }).tokens, tokensView(zero()));
+      assertEquals(meteredView({ ...m, status: "ok" }).tokens, tokensView(zeroTokens()));
       assertEquals(m.usageSeen, false);
     }
   }
 });
-
-function zero(): Tokens {
-  return {
-    inputUncached: 0,
-    cacheRead: 0,
-    cacheWrite: 0,
-    cacheWrite1h: 0,
-    output: 0,
-    webSearch: 0,
-    webFetch: 0,
-  };
-}
 
 Deno.test("openaiTokens: subsets, clamping and the Gemini gap", () => {
   const t = (u: Record<string, unknown>) => tokensView(openaiTokens(u));
@@ -188,22 +176,22 @@ Deno.test("openaiTokens: subsets, clamping and the Gemini gap", () => {
       prompt_cache_hit_tokens: 60,
       cached_tokens: 60,
     }),
-    { ...zero(), inputUncached: 40, cacheRead: 60, output: 5 },
+    { ...zeroTokens(), inputUncached: 40, cacheRead: 60, output: 5 },
   );
   // A cached count larger than the prompt cannot make uncached input negative.
   assertEquals(t({ prompt_tokens: 10, completion_tokens: 1, cached_tokens: 50 }), {
-    ...zero(),
+    ...zeroTokens(),
     cacheRead: 10,
     output: 1,
   });
   // total below prompt + completion adds nothing; absent total adds nothing.
   assertEquals(t({ prompt_tokens: 10, completion_tokens: 4, total_tokens: 12 }), {
-    ...zero(),
+    ...zeroTokens(),
     inputUncached: 10,
     output: 4,
   });
   assertEquals(t({ prompt_tokens: 10, completion_tokens: 4 }), {
-    ...zero(),
+    ...zeroTokens(),
     inputUncached: 10,
     output: 4,
   });
@@ -215,7 +203,7 @@ Deno.test("openaiTokens: subsets, clamping and the Gemini gap", () => {
       total_tokens: null,
       prompt_tokens_details: null,
     }),
-    zero(),
+    zeroTokens(),
   );
   // reasoning_tokens is a subset of completion_tokens.
   assertEquals(
@@ -225,7 +213,7 @@ Deno.test("openaiTokens: subsets, clamping and the Gemini gap", () => {
       total_tokens: 12,
       completion_tokens_details: { reasoning_tokens: 8 },
     }),
-    { ...zero(), inputUncached: 3, output: 9 },
+    { ...zeroTokens(), inputUncached: 3, output: 9 },
   );
 });
 

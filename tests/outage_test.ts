@@ -12,7 +12,7 @@ import { type FailMode, outageKv } from "./support/kv_outage.ts";
 import { anthropicMessage } from "./support/replies.ts";
 import { delay, waitFor } from "./support/wait.ts";
 import { UsageReader } from "../lib/store/usage/reader.ts";
-import { readRequestLog } from "../lib/store/request_log.ts";
+import { loggedCount } from "./support/request_log.ts";
 import { runCli } from "../lib/cli/main.ts";
 import type { Config } from "../lib/config/env.ts";
 
@@ -73,17 +73,6 @@ async function metric(s: Stack, line: string): Promise<number> {
 async function health(s: Stack) {
   const res = await fetch(`${s.t.url}/health`);
   return { status: res.status, json: await res.json() };
-}
-
-async function logEntries(kv: Deno.Kv, keyId: string): Promise<number> {
-  let n = 0;
-  let cursor: string | undefined;
-  do {
-    const page = await readRequestLog(kv, { keyId, limit: 1000, cursor });
-    n += page.requests.length;
-    cursor = page.nextCursor ?? undefined;
-  } while (cursor);
-  return n;
 }
 
 async function outageStack(config: Partial<Config>) {
@@ -175,7 +164,7 @@ Deno.test({
           [served, 10 * served, 5 * served],
           `${name}: usage of ${served} served requests`,
         );
-        assertEquals(await logEntries(raw, k.id), all, `${name}: one log entry per request`);
+        assertEquals(await loggedCount(raw, k.id), all, `${name}: one log entry per request`);
       }
       // The quota's own count (settled through the outage) matches the usage exactly.
       await waitFor("settlements are written", async () => {

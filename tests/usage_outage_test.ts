@@ -9,6 +9,7 @@
 import { assert, assertEquals } from "./support/assert.ts";
 import { outageKv } from "./support/kv_outage.ts";
 import { waitFor } from "./support/wait.ts";
+import { loggedCount } from "./support/request_log.ts";
 import { BucketClock } from "../lib/ops/clock.ts";
 import { newId } from "../lib/ops/ids.ts";
 import {
@@ -126,17 +127,6 @@ async function requestsOf(kv: Deno.Kv, keyId: string) {
   };
 }
 
-async function logEntriesOf(kv: Deno.Kv, keyId: string): Promise<number> {
-  let n = 0;
-  let cursor: string | undefined;
-  do {
-    const page = await readRequestLog(kv, { keyId, limit: 1000, cursor });
-    n += page.requests.length;
-    cursor = page.nextCursor ?? undefined;
-  } while (cursor);
-  return n;
-}
-
 async function tempSpill(cap = 1 << 30) {
   const dir = await Deno.makeTempDir();
   return {
@@ -162,7 +152,7 @@ Deno.test("usage outage: a commit applied whose answer was lost is not counted a
     out.end();
     await drain(w);
     assertEquals(await requestsOf(raw, "a"), { requests: 10, input: 100, output: 50 });
-    assertEquals(await logEntriesOf(raw, "a"), 10);
+    assertEquals(await loggedCount(raw, "a"), 10);
     assertEquals(seen.up, 1);
   } finally {
     await w.close();
@@ -240,7 +230,7 @@ Deno.test("usage outage: beyond the bound the oldest usage is spilled; all of it
     await drain(w);
     for (let k = 0; k < 3; k++) {
       assertEquals(await requestsOf(raw, `k${k}`), { requests: 10, input: 100, output: 50 });
-      assertEquals(await logEntriesOf(raw, `k${k}`), 10, "request-log entries come back too");
+      assertEquals(await loggedCount(raw, `k${k}`), 10, "request-log entries come back too");
     }
     assertEquals((await Deno.stat(spill.path)).size, 0, "the spill file is emptied");
     assertEquals(seen.dropped, 0);
@@ -310,7 +300,7 @@ Deno.test("usage outage: a stop spills what is held; a replay writes it once, a 
       assertEquals(seen.replayed, 15, `replay ${run + 1} read every spilled request`);
       assertEquals(await requestsOf(raw, "a"), { requests: 10, input: 100, output: 50 });
       assertEquals(await requestsOf(raw, "b"), { requests: 5, input: 50, output: 25 });
-      assertEquals(await logEntriesOf(raw, "b"), 5);
+      assertEquals(await loggedCount(raw, "b"), 5);
       assertEquals((await Deno.stat(spill.path)).size, 0);
     }
   } finally {
@@ -414,8 +404,8 @@ Deno.test("usage outage: a spill line written before log rows (entries as plain 
     await drain(w);
     assertEquals(seen.badLines, 0);
     assertEquals(await requestsOf(raw, "old"), { requests: 1, input: 10, output: 5 });
-    assertEquals(await logEntriesOf(raw, "old"), 1);
-    assertEquals(await logEntriesOf(raw, "new"), 1);
+    assertEquals(await loggedCount(raw, "old"), 1);
+    assertEquals(await loggedCount(raw, "new"), 1);
     const page = await readRequestLog(raw, { limit: 10 });
     assertEquals(page.requests.find((r) => r.id === id), { id, ...entry("old", T0) });
   } finally {
